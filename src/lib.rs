@@ -1,0 +1,7 @@
+//! impactd: reports physical impacts by comparing the loudness envelope a model predicts from
+//! video with the envelope heard by the microphone. See ARCHITECTURE.md for the map of the code
+//! and DESIGN.md's contracts it implements.
+
+pub mod media;
+pub mod sources;
+pub mod envelope;
