@@ -1,0 +1,175 @@
+//! Configuration: TOML parsed with `deny_unknown_fields` ([`RawConfig`]), then checked
+//! ([`RawConfig::check`]) before anything starts. `impactd check-config` does only that.
+//!
+//! Every key, its default and its meaning are in `impactd.example.toml` at the repository root;
+//! a test keeps that file and these defaults in agreement.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+use crate::detector::DetectorConfig;
+use crate::envelope::EnvelopeMode;
+use crate::model::BackendKind;
+
+/// A config problem, naming the file and the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {reason}")]
+    Parse { path: PathBuf, reason: String },
+    #[error("{path}: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+}
+
+/// The whole file as written.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    pub model: ModelConfig,
+    pub envelope: EnvelopeConfig,
+    pub detector: DetectorConfig,
+    pub events: EventsConfig,
+}
+
+/// `[model]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    /// ONNX file (its sidecar .toml beside it). Empty: the built-in default model.
+    pub path: PathBuf,
+    /// Inference backend.
+    pub backend: BackendKind,
+    /// Frames between window predictions (1..=frames per window).
+    pub hop: usize,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig { path: PathBuf::new(), backend: BackendKind::Tract, hop: 6 }
+    }
+}
+
+/// `[envelope]`
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EnvelopeConfig {
+    /// `seed` or `frame-mean`; absent: the mode the model was trained on (its sidecar).
+    pub mode: Option<EnvelopeMode>,
+}
+
+/// `[events]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    /// JSON Lines destination: `-` for stdout, or a file path (appended to).
+    pub path: String,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig { path: "-".into() }
+    }
+}
+
+impl RawConfig {
+    /// Reads, parses and checks a config file.
+    pub fn load(path: &Path) -> Result<RawConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        let mut cfg = RawConfig::parse(&text, path)?;
+        // Relative model paths are relative to the config file.
+        if !cfg.model.path.as_os_str().is_empty() && cfg.model.path.is_relative() {
+            if let Some(dir) = path.parent() {
+                cfg.model.path = dir.join(&cfg.model.path);
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// Parses and checks config text; `path` is only for messages.
+    pub fn parse(text: &str, path: &Path) -> Result<RawConfig, ConfigError> {
+        let cfg: RawConfig = toml::from_str(text)
+            .map_err(|e| ConfigError::Parse { path: path.into(), reason: e.to_string().trim_end().replace('\n', " | ") })?;
+        cfg.check().map_err(|reason| ConfigError::Invalid { path: path.into(), reason })?;
+        Ok(cfg)
+    }
+
+    /// Range checks that serde cannot express. The message names the key.
+    pub fn check(&self) -> Result<(), String> {
+        self.detector.validate()?;
+        if self.model.hop == 0 {
+            return Err("model.hop = 0: the window must move; use 1..=48 (frames per window)".into());
+        }
+        if self.model.hop > 48 {
+            return Err(format!("model.hop = {} is larger than the 48-frame window: frames would be skipped", self.model.hop));
+        }
+        if self.events.path.is_empty() {
+            return Err("events.path is empty: use \"-\" for stdout or a file path".into());
+        }
+        Ok(())
+    }
+}
+
+/// The built-in default model: `IMPACTD_MODEL`, else the first of `./models/`, the install's
+/// share directory and the source tree that exists.
+pub fn default_model_path() -> PathBuf {
+    const NAME: &str = "motion-baseline.onnx";
+    if let Some(p) = std::env::var_os("IMPACTD_MODEL") {
+        return PathBuf::from(p);
+    }
+    let mut candidates = vec![PathBuf::from("models").join(NAME)];
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(prefix) = exe.parent().and_then(Path::parent) {
+            candidates.push(prefix.join("share/impactd/models").join(NAME));
+        }
+    }
+    candidates.push(PathBuf::from("/usr/share/impactd/models").join(NAME));
+    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("models").join(NAME));
+    candidates.iter().find(|p| p.is_file()).cloned().unwrap_or_else(|| candidates.remove(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses_and_matches_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("impactd.example.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let cfg = RawConfig::parse(&text, &path).unwrap();
+        // The example documents the defaults: apart from naming the model, it must equal them.
+        let mut want = RawConfig::default();
+        want.model.path = cfg.model.path.clone();
+        assert_eq!(cfg, want);
+    }
+
+    #[test]
+    fn empty_config_is_all_defaults() {
+        let cfg = RawConfig::parse("", Path::new("x.toml")).unwrap();
+        assert_eq!(cfg, RawConfig::default());
+        assert_eq!(cfg.model.hop, 6);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_name() {
+        let e = RawConfig::parse("[detector]\nvisual_treshold = 0.4\n", Path::new("c.toml")).unwrap_err().to_string();
+        assert!(e.contains("c.toml") && e.contains("visual_treshold"), "{e}");
+        let e = RawConfig::parse("[modle]\n", Path::new("c.toml")).unwrap_err().to_string();
+        assert!(e.contains("modle"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        for (text, key) in [
+            ("[model]\nhop = 0\n", "model.hop"),
+            ("[model]\nhop = 49\n", "model.hop"),
+            ("[detector]\nsilent_threshold = 2.0\n", "detector.silent_threshold"),
+            ("[envelope]\nmode = \"loud\"\n", "loud"),
+            ("[model]\nbackend = \"cuda\"\n", "cuda"),
+            ("[model]\nhop = \"six\"\n", "hop"),
+        ] {
+            let e = RawConfig::parse(text, Path::new("c.toml")).unwrap_err().to_string();
+            assert!(e.contains(key), "{text:?}: {e}");
+        }
+    }
+}

@@ -1,0 +1,488 @@
+//! The detector: peaks on both envelopes, matched within a tolerance, into the three event kinds.
+//!
+//! Frames arrive in order, each once, with its final predicted value and its observed values.
+//! A frame's peak status is decided when the next frame arrives (one frame of lookahead). Then:
+//! - an audio peak with an unmatched visual peak within `tolerance_frames` already known becomes
+//!   an **impact** at once; otherwise it waits until no visual peak can still come within the
+//!   tolerance, and becomes an **unseen_sound**;
+//! - a visual peak likewise becomes an impact with an audio peak within tolerance, or, when none
+//!   comes and it is tall enough (`silent_threshold`), a **silent_impact**.
+//!
+//! Every frame is seen once, so every peak is reported once whatever the model's hop: the
+//! exactly-once rule of DESIGN.md holds by construction. Matching is one-to-one and greedy in time.
+
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+
+/// Detector thresholds (config table `[detector]`). Every default is documented in
+/// `impactd.example.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectorConfig {
+    /// Audio and visual peaks at most this many 12-fps frames apart are one impact.
+    pub tolerance_frames: u32,
+    /// A visual peak needs a predicted value at least this high (0..1).
+    pub visual_threshold: f32,
+    /// ... and must rise at least this much above the lowest predicted value in the
+    /// `prominence_frames` frames before it.
+    pub visual_prominence: f32,
+    /// How far back (frames) the visual prominence and audio background look.
+    pub prominence_frames: u32,
+    /// A visual peak with no sound is reported as silent_impact only from this height (0..1).
+    pub silent_threshold: f32,
+    /// An audio peak must be louder than this (dBFS of the smoothed |signal|).
+    pub audio_floor_dbfs: f32,
+    /// ... and at least this many times the background (the median of the `prominence_frames`
+    /// frames before it).
+    pub audio_ratio: f32,
+    /// Report sounds with no visible cause.
+    pub report_unseen_sound: bool,
+    /// Report visible impacts that made no sound.
+    pub report_silent_impact: bool,
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        DetectorConfig {
+            tolerance_frames: 1,
+            visual_threshold: 0.5,
+            visual_prominence: 0.2,
+            prominence_frames: 12,
+            silent_threshold: 0.8,
+            audio_floor_dbfs: -50.0,
+            audio_ratio: 2.0,
+            report_unseen_sound: true,
+            report_silent_impact: true,
+        }
+    }
+}
+
+impl DetectorConfig {
+    /// Checks ranges; the message names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        let unit = |name: &str, v: f32| {
+            if (0.0..=1.0).contains(&v) { Ok(()) } else { Err(format!("detector.{name} = {v} must be in [0, 1]")) }
+        };
+        unit("visual_threshold", self.visual_threshold)?;
+        unit("visual_prominence", self.visual_prominence)?;
+        unit("silent_threshold", self.silent_threshold)?;
+        if self.tolerance_frames > 12 {
+            return Err(format!("detector.tolerance_frames = {} is more than a second (12 frames)", self.tolerance_frames));
+        }
+        if self.prominence_frames == 0 || self.prominence_frames > 120 {
+            return Err(format!("detector.prominence_frames = {} must be in 1..=120", self.prominence_frames));
+        }
+        if !(self.audio_floor_dbfs.is_finite() && self.audio_floor_dbfs < 0.0 && self.audio_floor_dbfs >= -140.0) {
+            return Err(format!("detector.audio_floor_dbfs = {} must be in [-140, 0)", self.audio_floor_dbfs));
+        }
+        if !(self.audio_ratio.is_finite() && self.audio_ratio >= 1.0) {
+            return Err(format!("detector.audio_ratio = {} must be at least 1", self.audio_ratio));
+        }
+        Ok(())
+    }
+}
+
+/// One grid frame as the detector sees it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FrameValues {
+    pub index: u64,
+    /// Predicted envelope value (0..1), final.
+    pub predicted: f32,
+    /// Observed envelope, min-max scaled over the predicting window (0..1).
+    pub observed: f32,
+    /// Observed smoothed |signal| before scaling.
+    pub observed_raw: f32,
+}
+
+/// The three event kinds of DESIGN.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Impact,
+    UnseenSound,
+    SilentImpact,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Impact => "impact",
+            Kind::UnseenSound => "unseen_sound",
+            Kind::SilentImpact => "silent_impact",
+        }
+    }
+}
+
+/// A decision of the detector, before timing refinement and numbering.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detection {
+    pub kind: Kind,
+    /// The event's frame: the audio peak's for impact and unseen_sound, the visual peak's for
+    /// silent_impact.
+    pub frame: u64,
+    /// The visual peak matched (impact, silent_impact).
+    pub visual_frame: Option<u64>,
+    /// The audio peak matched (impact, unseen_sound).
+    pub audio_frame: Option<u64>,
+    /// Predicted value at the visual peak (or at `frame` without one).
+    pub predicted: f32,
+    /// Observed (scaled) value at the audio peak (or at `frame` without one).
+    pub observed: f32,
+    pub observed_raw: f32,
+    pub confidence: f32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Peak {
+    frame: u64,
+    /// Visual: predicted height. Audio: strength 1 - background / peak.
+    strength: f32,
+    values: FrameValues,
+}
+
+/// The streaming detector.
+pub struct Detector {
+    cfg: DetectorConfig,
+    floor: f32,
+    /// Recent frames, newest last; enough for the prominence look-back plus one.
+    history: VecDeque<FrameValues>,
+    audio_pending: VecDeque<Peak>,
+    visual_pending: VecDeque<Peak>,
+    /// Visual peaks already known and unmatched, kept for audio peaks arriving within tolerance.
+    scratch: Vec<f32>,
+    finished: bool,
+}
+
+impl Detector {
+    pub fn new(cfg: DetectorConfig) -> Detector {
+        let floor = 10f32.powf(cfg.audio_floor_dbfs / 20.0);
+        Detector {
+            cfg,
+            floor,
+            history: VecDeque::new(),
+            audio_pending: VecDeque::new(),
+            visual_pending: VecDeque::new(),
+            scratch: Vec::new(),
+            finished: false,
+        }
+    }
+
+    pub fn config(&self) -> &DetectorConfig {
+        &self.cfg
+    }
+
+    /// Adds the next frame; appends the decisions it allows.
+    pub fn push(&mut self, f: FrameValues, out: &mut Vec<Detection>) {
+        debug_assert!(self.history.back().is_none_or(|b| b.index + 1 == f.index), "frames must be consecutive");
+        self.history.push_back(f);
+        let keep = self.cfg.prominence_frames as usize + 3;
+        while self.history.len() > keep {
+            self.history.pop_front();
+        }
+        // The frame before the newest can now be judged.
+        if self.history.len() >= 2 {
+            let c = self.history.len() - 2;
+            self.judge(c, Some(f), out);
+        }
+        let latest = f.index.saturating_sub(1);
+        self.expire(latest, out);
+    }
+
+    /// Ends the stream: the last frame is judged with nothing after it, all pending peaks resolved.
+    pub fn finish(&mut self, out: &mut Vec<Detection>) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        if !self.history.is_empty() {
+            let c = self.history.len() - 1;
+            self.judge(c, None, out);
+        }
+        self.expire(u64::MAX - 64, out);
+    }
+
+    /// Peak tests for history[c]; `next` is the frame after it (None at the end).
+    fn judge(&mut self, c: usize, next: Option<FrameValues>, out: &mut Vec<Detection>) {
+        let cur = self.history[c];
+        if cur.index == 0 || c == 0 {
+            return; // no left neighbour: a frame 0 peak cannot be told from a stream that starts mid-sound
+        }
+        let prev = self.history[c - 1];
+        let back = c.saturating_sub(self.cfg.prominence_frames as usize);
+        // Audio peak: local maximum of observed_raw, above the floor and the background.
+        let right_raw = next.map_or(f32::NEG_INFINITY, |n| n.observed_raw);
+        let audio = if cur.observed_raw > prev.observed_raw && cur.observed_raw >= right_raw && cur.observed_raw >= self.floor {
+            self.scratch.clear();
+            self.scratch.extend(self.history.range(back..c).map(|h| h.observed_raw));
+            let background = median(&mut self.scratch);
+            if cur.observed_raw >= self.cfg.audio_ratio * background {
+                Some(Peak { frame: cur.index, strength: (1.0 - background / cur.observed_raw).clamp(0.0, 1.0), values: cur })
+            } else {
+                None
+            }
+        } else {
+            None
+        };
+        let right_p = next.map_or(f32::NEG_INFINITY, |n| n.predicted);
+        let visual = if cur.predicted > prev.predicted && cur.predicted >= right_p && cur.predicted >= self.cfg.visual_threshold {
+            let low = self.history.range(back..c).map(|h| h.predicted).fold(f32::INFINITY, f32::min);
+            (cur.predicted - low >= self.cfg.visual_prominence).then_some(Peak { frame: cur.index, strength: cur.predicted, values: cur })
+        } else {
+            None
+        };
+        let tol = self.cfg.tolerance_frames as u64;
+        match (audio, visual) {
+            (Some(a), Some(v)) => out.push(self.impact(a, v)),
+            (Some(a), None) => {
+                // nearest known unmatched visual peak within tolerance (ties: the taller)
+                let best = self
+                    .visual_pending
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, v)| a.frame - v.frame <= tol)
+                    .min_by(|(_, x), (_, y)| {
+                        (a.frame - x.frame).cmp(&(a.frame - y.frame)).then(y.strength.total_cmp(&x.strength))
+                    })
+                    .map(|(i, _)| i);
+                match best {
+                    Some(i) => {
+                        let v = self.visual_pending.remove(i).expect("index from enumerate");
+                        out.push(self.impact(a, v));
+                    }
+                    None => self.audio_pending.push_back(a),
+                }
+            }
+            (None, Some(v)) => {
+                let best = self
+                    .audio_pending
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, a)| v.frame - a.frame <= tol)
+                    .min_by(|(_, x), (_, y)| {
+                        (v.frame - x.frame).cmp(&(v.frame - y.frame)).then(y.strength.total_cmp(&x.strength))
+                    })
+                    .map(|(i, _)| i);
+                match best {
+                    Some(i) => {
+                        let a = self.audio_pending.remove(i).expect("index from enumerate");
+                        out.push(self.impact(a, v));
+                    }
+                    None => self.visual_pending.push_back(v),
+                }
+            }
+            (None, None) => {}
+        }
+    }
+
+    /// Resolves pending peaks that no future peak can match, `latest` being the newest judged frame.
+    fn expire(&mut self, latest: u64, out: &mut Vec<Detection>) {
+        let tol = self.cfg.tolerance_frames as u64;
+        // Emit in frame order across both queues.
+        loop {
+            let a = self.audio_pending.front().filter(|p| p.frame + tol < latest || latest == u64::MAX - 64).copied();
+            let v = self.visual_pending.front().filter(|p| p.frame + tol < latest || latest == u64::MAX - 64).copied();
+            match (a, v) {
+                (Some(a), Some(v)) if v.frame < a.frame => {
+                    self.visual_pending.pop_front();
+                    self.silent(v, out);
+                }
+                (Some(a), _) => {
+                    self.audio_pending.pop_front();
+                    if self.cfg.report_unseen_sound {
+                        out.push(Detection {
+                            kind: Kind::UnseenSound,
+                            frame: a.frame,
+                            visual_frame: None,
+                            audio_frame: Some(a.frame),
+                            predicted: a.values.predicted,
+                            observed: a.values.observed,
+                            observed_raw: a.values.observed_raw,
+                            confidence: (a.strength * (1.0 - a.values.predicted)).clamp(0.0, 1.0),
+                        });
+                    }
+                }
+                (None, Some(v)) => {
+                    self.visual_pending.pop_front();
+                    self.silent(v, out);
+                }
+                (None, None) => break,
+            }
+        }
+    }
+
+    fn silent(&self, v: Peak, out: &mut Vec<Detection>) {
+        if self.cfg.report_silent_impact && v.strength >= self.cfg.silent_threshold {
+            out.push(Detection {
+                kind: Kind::SilentImpact,
+                frame: v.frame,
+                visual_frame: Some(v.frame),
+                audio_frame: None,
+                predicted: v.values.predicted,
+                observed: v.values.observed,
+                observed_raw: v.values.observed_raw,
+                confidence: (v.strength * (1.0 - v.values.observed)).clamp(0.0, 1.0),
+            });
+        }
+    }
+
+    fn impact(&self, a: Peak, v: Peak) -> Detection {
+        Detection {
+            kind: Kind::Impact,
+            frame: a.frame,
+            visual_frame: Some(v.frame),
+            audio_frame: Some(a.frame),
+            predicted: v.values.predicted,
+            observed: a.values.observed,
+            observed_raw: a.values.observed_raw,
+            confidence: (v.strength * a.strength).sqrt().clamp(0.0, 1.0),
+        }
+    }
+}
+
+/// Median of a small slice (reorders it); 0 for an empty one.
+fn median(xs: &mut [f32]) -> f32 {
+    if xs.is_empty() {
+        return 0.0;
+    }
+    let mid = xs.len() / 2;
+    let (_, m, _) = xs.select_nth_unstable_by(mid, f32::total_cmp);
+    *m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn frames(pred: &[f32], raw: &[f32]) -> Vec<FrameValues> {
+        pred.iter()
+            .zip(raw)
+            .enumerate()
+            .map(|(i, (&p, &r))| FrameValues { index: i as u64, predicted: p, observed: r * 10.0, observed_raw: r })
+            .collect()
+    }
+
+    fn run(cfg: DetectorConfig, fs: &[FrameValues]) -> Vec<Detection> {
+        let mut d = Detector::new(cfg);
+        let mut out = vec![];
+        for f in fs {
+            d.push(*f, &mut out);
+        }
+        d.finish(&mut out);
+        out
+    }
+
+    fn track(len: usize, peaks: &[(usize, f32)], base: f32) -> Vec<f32> {
+        let mut v = vec![base; len];
+        for &(i, h) in peaks {
+            v[i] = h;
+        }
+        v
+    }
+
+    #[test]
+    fn matched_peaks_make_one_impact_each() {
+        let pred = track(40, &[(10, 0.9), (25, 0.8)], 0.05);
+        let raw = track(40, &[(11, 0.1), (25, 0.2)], 0.001);
+        let ev = run(DetectorConfig::default(), &frames(&pred, &raw));
+        let kinds: Vec<(Kind, u64)> = ev.iter().map(|e| (e.kind, e.frame)).collect();
+        assert_eq!(kinds, vec![(Kind::Impact, 11), (Kind::Impact, 25)]);
+        assert_eq!(ev[0].visual_frame, Some(10));
+        assert!(ev[0].confidence > 0.9, "{}", ev[0].confidence);
+    }
+
+    #[test]
+    fn unmatched_peaks_become_unseen_and_silent() {
+        let pred = track(40, &[(5, 0.95), (30, 0.6)], 0.05);
+        let raw = track(40, &[(15, 0.1)], 0.001);
+        let ev = run(DetectorConfig::default(), &frames(&pred, &raw));
+        let kinds: Vec<(Kind, u64)> = ev.iter().map(|e| (e.kind, e.frame)).collect();
+        // frame 30's visual peak (0.6) is below the silent threshold (0.8): not reported
+        assert_eq!(kinds, vec![(Kind::SilentImpact, 5), (Kind::UnseenSound, 15)]);
+    }
+
+    #[test]
+    fn outside_tolerance_is_not_matched() {
+        let pred = track(30, &[(10, 0.9)], 0.0);
+        let raw = track(30, &[(12, 0.1)], 0.001);
+        let ev = run(DetectorConfig::default(), &frames(&pred, &raw));
+        assert_eq!(ev.iter().map(|e| e.kind).collect::<Vec<_>>(), vec![Kind::SilentImpact, Kind::UnseenSound]);
+        let ev = run(DetectorConfig { tolerance_frames: 2, ..Default::default() }, &frames(&pred, &raw));
+        assert_eq!(ev.iter().map(|e| e.kind).collect::<Vec<_>>(), vec![Kind::Impact]);
+    }
+
+    #[test]
+    fn quiet_sounds_and_steady_noise_are_not_peaks() {
+        // below -50 dBFS
+        let raw = track(30, &[(12, 0.002)], 0.0001);
+        assert!(run(DetectorConfig::default(), &frames(&vec![0.0; 30], &raw)).is_empty());
+        // a loud but steady hum with a 1.2x bump: under the 2x background ratio
+        let raw = track(30, &[(12, 0.12)], 0.1);
+        assert!(run(DetectorConfig::default(), &frames(&vec![0.0; 30], &raw)).is_empty());
+    }
+
+    #[test]
+    fn silence_and_stillness_give_nothing() {
+        assert!(run(DetectorConfig::default(), &frames(&vec![0.0; 100], &vec![0.0; 100])).is_empty());
+    }
+
+    #[test]
+    fn peak_on_last_frame_is_judged_at_finish() {
+        let pred = track(10, &[(9, 0.9)], 0.0);
+        let raw = track(10, &[(9, 0.1)], 0.001);
+        let ev = run(DetectorConfig::default(), &frames(&pred, &raw));
+        assert_eq!(ev.len(), 1);
+        assert_eq!((ev[0].kind, ev[0].frame), (Kind::Impact, 9));
+    }
+
+    #[test]
+    fn impact_is_reported_without_waiting_when_both_peaks_are_known() {
+        // visual at 10, audio at 11: the impact comes out when frame 12 arrives
+        let pred = track(30, &[(10, 0.9)], 0.0);
+        let raw = track(30, &[(11, 0.1)], 0.001);
+        let fs = frames(&pred, &raw);
+        let mut d = Detector::new(DetectorConfig::default());
+        let mut out = vec![];
+        for f in &fs[..=12] {
+            d.push(*f, &mut out);
+        }
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].kind, Kind::Impact);
+    }
+
+    #[test]
+    fn config_validation_names_the_key() {
+        let e = DetectorConfig { visual_threshold: 1.5, ..Default::default() }.validate().unwrap_err();
+        assert!(e.contains("detector.visual_threshold"), "{e}");
+        let e = DetectorConfig { audio_ratio: 0.5, ..Default::default() }.validate().unwrap_err();
+        assert!(e.contains("detector.audio_ratio"), "{e}");
+        DetectorConfig::default().validate().unwrap();
+    }
+
+    proptest! {
+        /// Every audio peak is reported exactly once (impact or unseen_sound), every visual peak
+        /// at most once, and events come out in frame order within each kind.
+        #[test]
+        fn each_peak_reported_once(
+            pred in prop::collection::vec(0.0f32..1.0, 2..200),
+            raw_seed in prop::collection::vec(0.0f32..0.2, 2..200),
+        ) {
+            let n = pred.len().min(raw_seed.len());
+            let fs = frames(&pred[..n], &raw_seed[..n]);
+            let ev = run(DetectorConfig::default(), &fs);
+            let mut audio: Vec<u64> = ev.iter().filter_map(|e| e.audio_frame).collect();
+            let mut visual: Vec<u64> = ev.iter().filter_map(|e| e.visual_frame).collect();
+            let (la, lv) = (audio.len(), visual.len());
+            audio.sort(); audio.dedup();
+            visual.sort(); visual.dedup();
+            prop_assert_eq!(audio.len(), la);
+            prop_assert_eq!(visual.len(), lv);
+            for e in &ev {
+                if let (Some(a), Some(v)) = (e.audio_frame, e.visual_frame) {
+                    prop_assert!(a.abs_diff(v) <= 1);
+                }
+                prop_assert!((0.0..=1.0).contains(&e.confidence));
+            }
+        }
+    }
+}

@@ -1,0 +1,510 @@
+//! The engine: grid frames and audio in, envelopes and events out. Replay and live capture feed
+//! the same engine; only the sources and the clock differ.
+//!
+//! Flow per grid frame: the [`Predictor`] stores it; every `hop` frames it predicts the window
+//! that ends there. Frame k takes its predicted value from the first window that reaches k + 1
+//! (the newest window when the detector needs k's right neighbour), or from the last window at
+//! the end of the stream. Audio goes through the [`EnvelopeStream`]. A frame is *final* once its
+//! prediction is assigned and the audio envelope covers its window; final frames go, in order and
+//! each once, to the [`Detector`], whose decisions become numbered [`Event`]s with a time refined
+//! from the audio samples.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::detector::{Detection, Detector, DetectorConfig, FrameValues, Kind};
+use crate::envelope::{EnvFrame, EnvelopeMode, EnvelopeStream, minmax_scale_into};
+use crate::events::{Event, FrameRow, Sink, round};
+use crate::media::{GRID_FPS, Image};
+use crate::model::ModelError;
+use crate::model::predictor::{Predictor, WindowOutput};
+
+/// How many bad windows in a row make a model unusable (a fatal error rather than a recovery).
+pub const MAX_BAD_WINDOWS_IN_A_ROW: u32 = 3;
+
+/// Engine settings, from the config file and the command line.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Frames between window predictions (1..=frames).
+    pub hop: usize,
+    pub envelope_mode: EnvelopeMode,
+    pub detector: DetectorConfig,
+    /// Wall-clock time of media time 0, for the events' `ts`.
+    pub wall_origin: SystemTime,
+}
+
+/// Engine failures. `Model` ends a run; `Sink` means the output is gone (e.g. a closed pipe).
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error("writing events: {0}")]
+    Sink(#[from] std::io::Error),
+    #[error("audio sample rate changed from {from} Hz to {to} Hz mid-stream")]
+    RateChanged { from: u32, to: u32 },
+}
+
+/// Counters of one run.
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    pub frames: u64,
+    pub windows: u64,
+    pub bad_windows: u64,
+    pub audio_samples: u64,
+    pub events_impact: u64,
+    pub events_unseen_sound: u64,
+    pub events_silent_impact: u64,
+    /// Events whose time could not be refined (audio no longer held).
+    pub unrefined: u64,
+    /// Frames past the end of the audio (observed taken as silence).
+    pub frames_without_audio: u64,
+    pub time_envelope: Duration,
+    pub time_preprocess_and_model: Duration,
+    pub time_detector: Duration,
+}
+
+#[derive(Debug, Clone)]
+struct Pending {
+    index: u64,
+    predicted: f32,
+    classes: Option<std::sync::Arc<Vec<f32>>>,
+    win_start: u64,
+    win_end: u64,
+}
+
+/// The processing core.
+pub struct Engine {
+    cfg: EngineConfig,
+    predictor: Box<dyn Predictor>,
+    class_names: Vec<String>,
+    detector: Detector,
+    envelope: Option<EnvelopeStream>,
+    audio_done: bool,
+    /// Raw envelope values, `raw[0]` is frame `raw_base`.
+    raw: VecDeque<f32>,
+    raw_base: u64,
+    /// Frames with an assigned prediction, waiting for audio.
+    pending: VecDeque<Pending>,
+    /// The first frame without an assigned prediction.
+    assigned_upto: u64,
+    last_frame: Option<u64>,
+    last_window: Option<WindowOutput>,
+    last_window_classes: Option<std::sync::Arc<Vec<f32>>>,
+    bad_in_a_row: u32,
+    refiner: Refiner,
+    next_id: u64,
+    /// Class of the most recent finalised frames, looked up by visual frame.
+    recent: VecDeque<Pending>,
+    stats: Stats,
+    scratch_env: Vec<EnvFrame>,
+    scratch_det: Vec<Detection>,
+    scratch_scaled: Vec<f32>,
+}
+
+impl Engine {
+    pub fn new(cfg: EngineConfig, predictor: Box<dyn Predictor>) -> Engine {
+        let class_names = predictor.classes().to_vec();
+        let detector = Detector::new(cfg.detector.clone());
+        Engine {
+            cfg,
+            predictor,
+            class_names,
+            detector,
+            envelope: None,
+            audio_done: false,
+            raw: VecDeque::new(),
+            raw_base: 0,
+            pending: VecDeque::new(),
+            assigned_upto: 0,
+            last_frame: None,
+            last_window: None,
+            last_window_classes: None,
+            bad_in_a_row: 0,
+            refiner: Refiner::default(),
+            next_id: 1,
+            recent: VecDeque::new(),
+            stats: Stats::default(),
+            scratch_env: Vec::new(),
+            scratch_det: Vec::new(),
+            scratch_scaled: Vec::new(),
+        }
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Frames the model sees per window.
+    pub fn window_frames(&self) -> usize {
+        self.predictor.frames()
+    }
+
+    /// The next grid frame index the engine expects.
+    pub fn next_frame_index(&self) -> u64 {
+        self.last_frame.map_or(0, |f| f + 1)
+    }
+
+    /// Media time (s) up to which audio has been pushed.
+    pub fn audio_time(&self) -> f64 {
+        self.envelope.as_ref().map_or(0.0, |e| e.samples_seen() as f64 / e.rate() as f64)
+    }
+
+    /// Adds grid frame `index` (consecutive from 0).
+    pub fn push_frame(&mut self, index: u64, image: &Image, sink: &mut dyn Sink) -> Result<(), EngineError> {
+        let t0 = Instant::now();
+        self.predictor.push_frame(index, image)?;
+        self.last_frame = Some(index);
+        self.stats.frames += 1;
+        if (index + 1) % self.cfg.hop as u64 == 0 {
+            self.run_window(false)?;
+        }
+        self.stats.time_preprocess_and_model += t0.elapsed();
+        self.finalize(sink)
+    }
+
+    /// Adds audio (first channel, [-1, 1]) at `rate` Hz, continuing the previous block.
+    pub fn push_audio(&mut self, rate: u32, samples: &[f32], sink: &mut dyn Sink) -> Result<(), EngineError> {
+        let t0 = Instant::now();
+        let env = match &mut self.envelope {
+            Some(e) if e.rate() != rate => return Err(EngineError::RateChanged { from: e.rate(), to: rate }),
+            Some(e) => e,
+            None => {
+                self.refiner = Refiner::new(rate);
+                self.envelope.insert(EnvelopeStream::new(self.cfg.envelope_mode, rate))
+            }
+        };
+        self.refiner.push(samples);
+        self.stats.audio_samples += samples.len() as u64;
+        self.scratch_env.clear();
+        env.push(samples, &mut self.scratch_env);
+        self.raw.extend(self.scratch_env.iter().map(|f| f.raw));
+        self.stats.time_envelope += t0.elapsed();
+        self.finalize(sink)
+    }
+
+    /// No more audio will come.
+    pub fn finish_audio(&mut self, sink: &mut dyn Sink) -> Result<(), EngineError> {
+        if let Some(env) = &mut self.envelope {
+            self.scratch_env.clear();
+            env.finish(&mut self.scratch_env);
+            self.raw.extend(self.scratch_env.iter().map(|f| f.raw));
+        }
+        self.audio_done = true;
+        self.finalize(sink)
+    }
+
+    /// No more video will come: the last window is predicted and every frame assigned.
+    pub fn finish_video(&mut self, sink: &mut dyn Sink) -> Result<(), EngineError> {
+        if let Some(last) = self.last_frame {
+            if self.last_window.as_ref().is_none_or(|w| w.end != last) {
+                self.run_window(true)?;
+            }
+            if self.assigned_upto <= last {
+                self.assign(last + 1);
+            }
+        }
+        self.finalize(sink)
+    }
+
+    /// Ends the stream: everything in flight is decided and written.
+    pub fn finish(&mut self, sink: &mut dyn Sink) -> Result<(), EngineError> {
+        self.finish_video(sink)?;
+        self.finish_audio(sink)?;
+        self.finalize(sink)?;
+        let t0 = Instant::now();
+        self.scratch_det.clear();
+        self.detector.finish(&mut self.scratch_det);
+        self.stats.time_detector += t0.elapsed();
+        self.emit(sink)?;
+        sink.flush()?;
+        Ok(())
+    }
+
+    fn run_window(&mut self, last: bool) -> Result<(), EngineError> {
+        match self.predictor.predict() {
+            Ok(w) => {
+                self.stats.windows += 1;
+                self.bad_in_a_row = 0;
+                self.last_window_classes = w.classes.clone().map(std::sync::Arc::new);
+                let end = w.end;
+                self.last_window = Some(w);
+                // Frames up to end - 1 take this window; `end` waits for the next one.
+                self.assign(if last { end + 1 } else { end });
+            }
+            Err(ModelError::BadOutput { output, reason }) => {
+                self.stats.bad_windows += 1;
+                self.bad_in_a_row += 1;
+                if self.bad_in_a_row >= MAX_BAD_WINDOWS_IN_A_ROW {
+                    return Err(ModelError::BadOutput {
+                        output,
+                        reason: format!("{reason} ({} windows in a row; the model is unusable)", self.bad_in_a_row),
+                    }
+                    .into());
+                }
+                log::warn!("model output {output:?} is invalid ({reason}); window skipped, its frames predicted 0");
+                self.last_window = None;
+                self.last_window_classes = None;
+                let end = self.last_frame.unwrap_or(0);
+                let start = end.saturating_sub(self.predictor.frames() as u64 - 1);
+                self.last_window = Some(WindowOutput {
+                    start,
+                    end,
+                    envelope: vec![0.0; (end - start + 1) as usize],
+                    classes: None,
+                });
+                self.assign(if last { end + 1 } else { end });
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Ok(())
+    }
+
+    /// Assigns the last window's predictions to frames `assigned_upto..upto`.
+    fn assign(&mut self, upto: u64) {
+        let Some(w) = &self.last_window else { return };
+        while self.assigned_upto < upto {
+            let k = self.assigned_upto;
+            let predicted = if k >= w.start && k <= w.end { w.envelope[(k - w.start) as usize] } else { 0.0 };
+            self.pending.push_back(Pending {
+                index: k,
+                predicted,
+                classes: self.last_window_classes.clone(),
+                win_start: w.start,
+                win_end: w.end,
+            });
+            self.assigned_upto += 1;
+        }
+    }
+
+    fn raw_at(&self, k: u64) -> Option<f32> {
+        k.checked_sub(self.raw_base).and_then(|i| self.raw.get(i as usize)).copied()
+    }
+
+    /// Moves every final frame to the detector, in order.
+    fn finalize(&mut self, sink: &mut dyn Sink) -> Result<(), EngineError> {
+        while let Some(p) = self.pending.front() {
+            let have_audio = self.raw_base + self.raw.len() as u64 > p.win_end;
+            if !(have_audio || self.audio_done) {
+                break;
+            }
+            let p = self.pending.pop_front().expect("front exists");
+            // Observed, scaled over the predicting window (frames without audio count as silence).
+            let len = (p.win_end - p.win_start + 1) as usize;
+            let mut window = std::mem::take(&mut self.scratch_scaled);
+            window.clear();
+            window.extend((p.win_start..=p.win_end).map(|k| self.raw_at(k).unwrap_or(0.0)));
+            let mut scaled = vec![0.0; len];
+            minmax_scale_into(&window, &mut scaled);
+            self.scratch_scaled = window;
+            let raw = match self.raw_at(p.index) {
+                Some(r) => r,
+                None => {
+                    self.stats.frames_without_audio += 1;
+                    if self.stats.frames_without_audio == 1 {
+                        log::warn!(
+                            "the audio ends before the video (at frame {}, {:.2} s): later frames count as silent",
+                            p.index,
+                            p.index as f64 / GRID_FPS as f64
+                        );
+                    }
+                    0.0
+                }
+            };
+            let values = FrameValues {
+                index: p.index,
+                predicted: p.predicted,
+                observed: scaled[(p.index - p.win_start) as usize],
+                observed_raw: raw,
+            };
+            sink.frame(&FrameRow {
+                frame: p.index,
+                t: p.index as f64 / GRID_FPS as f64,
+                predicted: values.predicted,
+                observed: values.observed,
+                observed_raw: values.observed_raw,
+            })?;
+            let t0 = Instant::now();
+            self.scratch_det.clear();
+            self.detector.push(values, &mut self.scratch_det);
+            self.stats.time_detector += t0.elapsed();
+            self.recent.push_back(p);
+            while self.recent.len() > 16 {
+                self.recent.pop_front();
+            }
+            self.emit(sink)?;
+            self.trim_raw();
+        }
+        Ok(())
+    }
+
+    /// Drops raw envelope values no pending frame needs.
+    fn trim_raw(&mut self) {
+        let keep_from = self
+            .pending
+            .front()
+            .map_or(self.assigned_upto, |p| p.win_start)
+            .min(self.assigned_upto.saturating_sub(self.predictor.frames() as u64));
+        // The detector keeps its own history; the engine only needs window ranges.
+        while self.raw_base < keep_from && !self.raw.is_empty() {
+            self.raw.pop_front();
+            self.raw_base += 1;
+        }
+    }
+
+    fn emit(&mut self, sink: &mut dyn Sink) -> Result<(), EngineError> {
+        let dets = std::mem::take(&mut self.scratch_det);
+        for d in &dets {
+            let (t, refined) = match d.audio_frame {
+                Some(a) => match self.refiner.onset(a) {
+                    Some(t) => (t, true),
+                    None => (a as f64 / GRID_FPS as f64, false),
+                },
+                None => (d.frame as f64 / GRID_FPS as f64, true),
+            };
+            if !refined {
+                self.stats.unrefined += 1;
+            }
+            let (class, class_confidence) = match (d.kind, d.visual_frame) {
+                (Kind::Impact, Some(v)) => self.class_of(v),
+                _ => (None, None),
+            };
+            match d.kind {
+                Kind::Impact => self.stats.events_impact += 1,
+                Kind::UnseenSound => self.stats.events_unseen_sound += 1,
+                Kind::SilentImpact => self.stats.events_silent_impact += 1,
+            }
+            let ts = self.cfg.wall_origin + Duration::from_secs_f64(t.max(0.0));
+            let event = Event {
+                id: self.next_id,
+                kind: d.kind,
+                t: round(t, 4),
+                frame: d.frame,
+                confidence: round(d.confidence as f64, 3) as f32,
+                predicted: round(d.predicted as f64, 4) as f32,
+                observed: round(d.observed as f64, 4) as f32,
+                ts: humantime::format_rfc3339_millis(ts).to_string(),
+                class,
+                class_confidence,
+                visual_frame: d.visual_frame,
+                audio_frame: d.audio_frame,
+                observed_raw: d.observed_raw,
+            };
+            self.next_id += 1;
+            sink.event(&event)?;
+        }
+        self.scratch_det = dets;
+        self.scratch_det.clear();
+        Ok(())
+    }
+
+    fn class_of(&self, frame: u64) -> (Option<String>, Option<f32>) {
+        let Some(p) = self.recent.iter().find(|p| p.index == frame) else { return (None, None) };
+        let Some(probs) = &p.classes else { return (None, None) };
+        let (i, c) = probs.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).expect("non-empty classes");
+        (self.class_names.get(i).cloned(), Some(round(*c as f64, 3) as f32))
+    }
+}
+
+/// Refines an audio peak's time below the frame interval: the onset of the loudest burst in the
+/// frame, from a 1-ms envelope of the raw samples.
+#[derive(Debug, Default)]
+pub struct Refiner {
+    rate: u32,
+    /// |x| of the most recent samples; `ring[0]` is sample `base`.
+    ring: VecDeque<f32>,
+    base: u64,
+    capacity: usize,
+}
+
+impl Refiner {
+    /// Keeps the last 4 s of audio: enough for the detector's decision delay at any hop.
+    pub fn new(rate: u32) -> Refiner {
+        Refiner { rate, ring: VecDeque::new(), base: 0, capacity: rate as usize * 4 }
+    }
+
+    pub fn push(&mut self, samples: &[f32]) {
+        self.ring.extend(samples.iter().map(|s| s.abs()));
+        if self.ring.len() > self.capacity {
+            let drop = self.ring.len() - self.capacity;
+            self.ring.drain(..drop);
+            self.base += drop as u64;
+        }
+    }
+
+    /// The onset time (s) of the burst behind the audio peak at `frame`, or None when those
+    /// samples are no longer held.
+    pub fn onset(&self, frame: u64) -> Option<f64> {
+        if self.rate == 0 {
+            return None;
+        }
+        let r = self.rate as f64;
+        let fps = GRID_FPS as f64;
+        // Search the frame's interval and half a frame before it (a knock late in the previous
+        // interval can peak the envelope in this frame).
+        let lo = (((frame as f64 - 1.0) / fps) * r).max(0.0) as u64;
+        let hi = (((frame as f64 + 0.5) / fps) * r) as u64;
+        let end_held = self.base + self.ring.len() as u64;
+        if lo < self.base || lo >= end_held {
+            return None;
+        }
+        let hi = hi.min(end_held);
+        // 1-ms moving average of |x|.
+        let w = ((r / 1000.0) as usize).max(1);
+        let start = (lo - self.base) as usize;
+        let stop = (hi - self.base) as usize;
+        if stop <= start + w {
+            return None;
+        }
+        let mut fine = Vec::with_capacity(stop - start);
+        let mut acc = 0.0f64;
+        for i in start..stop {
+            acc += self.ring[i] as f64;
+            if i >= start + w {
+                acc -= self.ring[i - w] as f64;
+            }
+            fine.push(acc / w as f64);
+        }
+        let (peak_i, &peak) = fine.iter().enumerate().skip(w).max_by(|a, b| a.1.total_cmp(b.1))?;
+        // Background: the quietest 1-ms level in the 60 ms before the peak.
+        let look = ((0.06 * r) as usize).min(peak_i);
+        let background = fine[peak_i - look..=peak_i].iter().cloned().fold(f64::INFINITY, f64::min);
+        let threshold = background + 0.3 * (peak - background);
+        let mut onset = peak_i;
+        while onset > 0 && fine[onset - 1] >= threshold {
+            onset -= 1;
+        }
+        // fine[i] averages the w samples ending at i: after a step at sample s it crosses 30 % of
+        // the step at i = s + 0.3 w - 1, so the onset is that crossing moved back.
+        let onset_sample = (lo as usize + onset + 1).saturating_sub((0.3 * w as f64).round() as usize);
+        Some(onset_sample as f64 / r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refiner_finds_a_click_onset_to_the_millisecond() {
+        let rate = 44_100u32;
+        let mut x = vec![0.001f32; rate as usize * 2];
+        let click = (1.2345 * rate as f64) as usize;
+        for (i, v) in x[click..click + 2000].iter_mut().enumerate() {
+            *v = 0.8 * (-(i as f32) / 400.0).exp() * if i % 2 == 0 { 1.0 } else { -1.0 };
+        }
+        let mut r = Refiner::new(rate);
+        r.push(&x);
+        // the click's frame (1.2345 s * 12 = 14.8 -> frame 15 in frame-mean intervals)
+        let t = r.onset(15).unwrap();
+        assert!((t - 1.2345).abs() < 0.001, "{t}");
+        // frame 14's search window also reaches it
+        assert!(r.onset(14).is_none_or(|t| (t - 1.2345).abs() < 0.001 || t < 1.2));
+    }
+
+    #[test]
+    fn refiner_forgets_old_audio() {
+        let mut r = Refiner::new(1000);
+        r.push(&vec![0.1; 10_000]);
+        assert!(r.onset(1).is_none());
+    }
+}

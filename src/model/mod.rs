@@ -1,0 +1,318 @@
+//! Models: the sidecar contract, inference backends and the window predictor.
+//!
+//! A model is an ONNX file plus a sidecar `NAME.toml` beside it (DESIGN.md, "The model
+//! contract"). [`Sidecar`] is that file; [`ModelSpec`] is the checked form the engine uses.
+//!
+//! Two axes are kept apart so each can grow without a rewrite:
+//! - the **backend** ([`Backend`], [`Session`]) runs one ONNX graph on one f32 input: tract today
+//!   ([`tract::TractBackend`]), ONNX Runtime behind a cargo feature later;
+//! - the **form** ([`predictor::Predictor`]) decides what graphs a model has and how frames reach
+//!   them: `clip` (one graph on the whole window) today, `streaming` (per-frame encoder + temporal
+//!   head) as a second implementation of the same trait.
+
+pub mod predictor;
+pub mod tract;
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+use crate::envelope::EnvelopeMode;
+
+/// Errors of loading or running a model. `Load`/`Shape`/`Sidecar` are fatal for that model;
+/// `BadOutput` is about one window (the caller skips it, counts it and goes on).
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("{path}: model file not found")]
+    NotFound { path: PathBuf },
+    #[error("{path}: no sidecar: a model needs its NAME.toml beside it (expected {sidecar})")]
+    NoSidecar { path: PathBuf, sidecar: PathBuf },
+    #[error("{path}: {reason}")]
+    Sidecar { path: PathBuf, reason: String },
+    #[error("{path}: cannot load the ONNX model: {reason}")]
+    Load { path: PathBuf, reason: String },
+    #[error("{path}: {reason}")]
+    Shape { path: PathBuf, reason: String },
+    #[error("model run failed: {0}")]
+    Run(String),
+    #[error("model output {output:?} is invalid: {reason}")]
+    BadOutput { output: String, reason: String },
+}
+
+/// Input colour of a model (sidecar `input.colour`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Colour {
+    /// Three channels R, G, B.
+    Rgb,
+    /// One channel: luma.
+    Gray,
+    /// One channel: luma of this frame minus luma of the previous one (0 for the first).
+    GrayDiff,
+}
+
+impl Colour {
+    pub fn channels(self) -> usize {
+        match self {
+            Colour::Rgb => 3,
+            Colour::Gray | Colour::GrayDiff => 1,
+        }
+    }
+}
+
+/// Axis order of the window tensor (sidecar `input.layout`); batch N = 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum Layout {
+    NCTHW,
+    NTCHW,
+    NTHWC,
+}
+
+/// Model form (sidecar `model.form`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Form {
+    /// One graph: window in, envelope out.
+    Clip,
+    /// A per-frame encoder and a temporal head (DESIGN.md); not yet supported by this build.
+    Streaming,
+}
+
+/// The sidecar file as written (`NAME.toml` beside `NAME.onnx`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sidecar {
+    pub model: SidecarModel,
+    pub input: SidecarInput,
+    pub output: SidecarOutput,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SidecarModel {
+    pub name: String,
+    #[serde(default)]
+    pub version: String,
+    pub form: Form,
+    /// Frames per window (48 for every model so far).
+    pub frames: usize,
+    /// Frame rate of the window (must be 12: the engine's grid).
+    pub fps: u32,
+    /// The audio envelope mode of the training target.
+    pub envelope_mode: EnvelopeMode,
+    #[serde(default)]
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SidecarInput {
+    pub name: String,
+    pub layout: Layout,
+    pub width: u32,
+    pub height: u32,
+    pub colour: Colour,
+    /// Pixel values are divided by this first (255 maps to 1).
+    pub scale: f32,
+    /// Then `(x - mean[c]) / std[c]` per channel.
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SidecarOutput {
+    /// Name of the `[1, frames]` envelope output, values in [0, 1].
+    pub envelope: String,
+    /// Name of the optional `[1, classes]` logits output; empty for none.
+    #[serde(default)]
+    pub class_logits: String,
+    #[serde(default)]
+    pub classes: Vec<String>,
+}
+
+/// A checked model description: the sidecar plus where the files are.
+#[derive(Debug, Clone)]
+pub struct ModelSpec {
+    pub onnx_path: PathBuf,
+    pub sidecar_path: PathBuf,
+    pub sidecar: Sidecar,
+}
+
+impl ModelSpec {
+    /// Reads and checks the sidecar beside `onnx_path` (`x.onnx` -> `x.toml`).
+    pub fn load(onnx_path: &Path) -> Result<ModelSpec, ModelError> {
+        if !onnx_path.is_file() {
+            return Err(ModelError::NotFound { path: onnx_path.into() });
+        }
+        let sidecar_path = onnx_path.with_extension("toml");
+        let text = match std::fs::read_to_string(&sidecar_path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ModelError::NoSidecar { path: onnx_path.into(), sidecar: sidecar_path });
+            }
+            Err(e) => return Err(ModelError::Sidecar { path: sidecar_path, reason: e.to_string() }),
+        };
+        let sidecar: Sidecar = toml::from_str(&text).map_err(|e| ModelError::Sidecar {
+            path: sidecar_path.clone(),
+            reason: e.to_string().trim_end().to_string(),
+        })?;
+        let spec = ModelSpec { onnx_path: onnx_path.into(), sidecar_path, sidecar };
+        spec.check()?;
+        Ok(spec)
+    }
+
+    fn check(&self) -> Result<(), ModelError> {
+        let s = &self.sidecar;
+        let bad = |reason: String| Err(ModelError::Sidecar { path: self.sidecar_path.clone(), reason });
+        if s.model.frames == 0 {
+            return bad("model.frames must be at least 1".into());
+        }
+        if s.model.fps != crate::media::GRID_FPS {
+            return bad(format!("model.fps is {} but the engine's grid is {} fps", s.model.fps, crate::media::GRID_FPS));
+        }
+        if s.input.width == 0 || s.input.height == 0 || s.input.width > 4096 || s.input.height > 4096 {
+            return bad(format!("input size {}x{} is out of range (1..=4096)", s.input.width, s.input.height));
+        }
+        let c = s.input.colour.channels();
+        if s.input.mean.len() != c || s.input.std.len() != c {
+            return bad(format!(
+                "input.mean and input.std need {c} value(s) for colour {:?}, got {} and {}",
+                s.input.colour,
+                s.input.mean.len(),
+                s.input.std.len()
+            ));
+        }
+        if !(s.input.scale.is_finite() && s.input.scale > 0.0) || s.input.std.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
+            return bad("input.scale and input.std must be finite and positive".into());
+        }
+        if s.output.class_logits.is_empty() != s.output.classes.is_empty() {
+            return bad("output.class_logits and output.classes go together: name both or neither".into());
+        }
+        if s.model.form == Form::Streaming {
+            return bad("form \"streaming\" is not supported by this build yet; use a \"clip\" model".into());
+        }
+        Ok(())
+    }
+
+    pub fn name(&self) -> &str {
+        &self.sidecar.model.name
+    }
+
+    pub fn frames(&self) -> usize {
+        self.sidecar.model.frames
+    }
+
+    /// The window tensor's shape in the sidecar's layout.
+    pub fn input_shape(&self) -> Vec<usize> {
+        let i = &self.sidecar.input;
+        let (t, c, h, w) = (self.frames(), i.colour.channels(), i.height as usize, i.width as usize);
+        match i.layout {
+            Layout::NCTHW => vec![1, c, t, h, w],
+            Layout::NTCHW => vec![1, t, c, h, w],
+            Layout::NTHWC => vec![1, t, h, w, c],
+        }
+    }
+
+    /// The envelope output's shape.
+    pub fn envelope_shape(&self) -> Vec<usize> {
+        vec![1, self.frames()]
+    }
+
+    /// Names of the outputs the engine reads, envelope first.
+    pub fn output_names(&self) -> Vec<String> {
+        let mut v = vec![self.sidecar.output.envelope.clone()];
+        if !self.sidecar.output.class_logits.is_empty() {
+            v.push(self.sidecar.output.class_logits.clone());
+        }
+        v
+    }
+
+    /// A one-line description for logs and `model-info`.
+    pub fn summary(&self) -> String {
+        let i = &self.sidecar.input;
+        format!(
+            "{} v{} ({:?}, {} frames at {} fps, input {:?} {:?} {}x{}, envelope {}{})",
+            self.name(),
+            if self.sidecar.model.version.is_empty() { "?" } else { &self.sidecar.model.version },
+            self.sidecar.model.form,
+            self.frames(),
+            self.sidecar.model.fps,
+            i.layout,
+            i.colour,
+            i.width,
+            i.height,
+            self.sidecar.model.envelope_mode,
+            if self.sidecar.output.classes.is_empty() {
+                String::new()
+            } else {
+                format!(", classes {}", self.sidecar.output.classes.join("/"))
+            }
+        )
+    }
+}
+
+/// One output of a graph run, flattened, with its shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+/// What to open: one graph with one f32 input of a fixed shape and named outputs, each of a
+/// fixed shape. A backend checks the graph against it at load and refuses a mismatch.
+#[derive(Debug, Clone)]
+pub struct GraphSpec {
+    pub path: PathBuf,
+    pub input_name: String,
+    pub input_shape: Vec<usize>,
+    /// Output names and their expected shapes, in the order `run` returns them.
+    pub outputs: Vec<(String, Vec<usize>)>,
+    /// Where the expectations come from, for error messages (e.g. the sidecar's path).
+    pub expected_by: String,
+}
+
+/// An inference runtime (tract, ONNX Runtime, ...).
+pub trait Backend {
+    /// Short name for logs and status ("tract").
+    fn name(&self) -> &'static str;
+    /// Loads and prepares one graph, checking its shapes against `spec`.
+    fn open(&self, spec: &GraphSpec) -> Result<Box<dyn Session>, ModelError>;
+}
+
+/// A loaded graph, ready to run again and again.
+pub trait Session: Send {
+    /// Runs on one input of the shape given at open (row-major), returns the outputs in the order
+    /// of [`GraphSpec::outputs`].
+    fn run(&mut self, input: &[f32]) -> Result<Vec<Output>, ModelError>;
+}
+
+/// Which backend the configuration asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackendKind {
+    #[default]
+    Tract,
+    Ort,
+}
+
+impl std::str::FromStr for BackendKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "tract" => Ok(BackendKind::Tract),
+            "ort" => Ok(BackendKind::Ort),
+            o => Err(format!("unknown backend {o:?} (expected \"tract\" or \"ort\")")),
+        }
+    }
+}
+
+/// The backend for `kind`, or an error that says how to get it.
+pub fn backend(kind: BackendKind) -> Result<Box<dyn Backend>, ModelError> {
+    match kind {
+        BackendKind::Tract => Ok(Box::new(tract::TractBackend)),
+        BackendKind::Ort => Err(ModelError::Load {
+            path: PathBuf::from("(backend)"),
+            reason: "backend \"ort\" (ONNX Runtime / TensorRT) is not in this build: rebuild with `cargo build --release --features ort`".into(),
+        }),
+    }
+}
