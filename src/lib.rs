@@ -5,3 +5,11 @@
 pub mod media;
 pub mod sources;
 pub mod envelope;
+pub mod eval;
+pub mod model;
+pub mod preprocess;
+pub mod detector;
+pub mod engine;
+pub mod events;
+pub mod config;
+pub mod replay;

@@ -1,1 +1,270 @@
-fn main() {}
+//! The `impactd` command line. Only this file uses anyhow; it prints the cause chain and maps
+//! failures to the exit codes documented in the README.
+
+use std::fs::File;
+use std::io::{self, BufWriter};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use impactd::config::{RawConfig, default_model_path};
+use impactd::envelope::EnvelopeMode;
+use impactd::events::{EnvelopeCsv, Fanout, JsonLines, Sink};
+use impactd::model::{BackendKind, ModelSpec};
+use impactd::replay::{self, Input, ReplayError, ReplayOptions};
+
+/// impactd: hears with its eyes. A model predicts from video the loudness the visible motion
+/// should make; the microphone's loudness is compared with it. Predicted and heard together is an
+/// impact; heard but not seen is an unseen_sound; seen but not heard is a silent_impact. Events
+/// are JSON Lines on stdout, logs on stderr (RUST_LOG=debug for more).
+#[derive(Parser)]
+#[command(name = "impactd", version, about, long_about = None, after_help = "Exit codes: 0 ok, 1 runtime failure, 2 bad usage or config, 3 bad or unreadable media, 4 bad model.\nStart with `impactd replay` (no arguments): it replays a built-in scene.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Replay recorded media (or the built-in scene) through the pipeline and print events.
+    Replay(ReplayArgs),
+    /// Run replay over the clips of a manifest and print the quality metrics of DESIGN.md.
+    Eval(EvalArgs),
+    /// Check a config file: exit 0 if it is valid, else print the file, key and reason.
+    CheckConfig {
+        /// The TOML file (see impactd.example.toml for every key).
+        config: PathBuf,
+    },
+    /// Load a model with its sidecar, check its shapes, and describe it.
+    ModelInfo {
+        /// The ONNX file; its sidecar NAME.toml must sit beside it.
+        model: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct ReplayArgs {
+    /// Media file: .y4m and .wav are read natively, anything else (mp4, mkv, webm, mov) through
+    /// ffmpeg; `-` reads Y4M from stdin. Omit it to replay the built-in synthetic scene.
+    media: Option<PathBuf>,
+    /// Take the audio from this file (any container) instead of MEDIA's own track.
+    #[arg(long, value_name = "FILE")]
+    audio: Option<PathBuf>,
+    /// The ONNX model (sidecar .toml beside it); default: config, then the built-in baseline.
+    #[arg(long, value_name = "ONNX")]
+    model: Option<PathBuf>,
+    /// Config file (TOML); see impactd.example.toml.
+    #[arg(long, value_name = "TOML")]
+    config: Option<PathBuf>,
+    /// Where events go: a file path, or `-` for stdout (default: config, then stdout).
+    #[arg(long, value_name = "PATH|-")]
+    events: Option<String>,
+    /// Also write both envelopes, one CSV row per 12-fps frame.
+    #[arg(long, value_name = "CSV")]
+    envelopes: Option<PathBuf>,
+    /// Audio envelope mode (default: the mode the model was trained on).
+    #[arg(long, value_name = "seed|frame-mean")]
+    envelope: Option<EnvelopeMode>,
+    /// Frames between model windows (1..=48), overriding the config.
+    #[arg(long)]
+    hop: Option<usize>,
+    /// Pace the replay like a live stream instead of running as fast as possible.
+    #[arg(long)]
+    realtime: bool,
+    /// Print a summary of counters and stage timings on stderr at the end.
+    #[arg(long)]
+    stats: bool,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    /// Manifest (TOML) listing clips and their hit times; see eval/README.md.
+    manifest: PathBuf,
+    /// The ONNX model; default: the built-in baseline.
+    #[arg(long, value_name = "ONNX")]
+    model: Option<PathBuf>,
+    /// Config file for the detector and hop.
+    #[arg(long, value_name = "TOML")]
+    config: Option<PathBuf>,
+    /// Audio envelope mode (default: the model's).
+    #[arg(long, value_name = "seed|frame-mean")]
+    envelope: Option<EnvelopeMode>,
+    /// Write the metrics as JSON to this file (`-` for stdout, replacing the table).
+    #[arg(long, value_name = "PATH|-")]
+    json: Option<String>,
+}
+
+/// Exit codes (README, "Exit codes").
+#[derive(Debug, Clone, Copy)]
+enum Exit {
+    Runtime = 1,
+    Usage = 2,
+    Media = 3,
+    Model = 4,
+}
+
+struct Failure {
+    code: Exit,
+    error: anyhow::Error,
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure { code: Exit::Runtime, error: e.into() }
+    }
+}
+
+fn fail(code: Exit, error: impl Into<anyhow::Error>) -> Failure {
+    Failure { code, error: error.into() }
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).format_timestamp_millis().init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Replay(a) => cmd_replay(a),
+        Command::Eval(a) => cmd_eval(a),
+        Command::CheckConfig { config } => cmd_check_config(&config),
+        Command::ModelInfo { model } => cmd_model_info(&model),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("impactd: error: {:#}", f.error);
+            ExitCode::from(f.code as u8)
+        }
+    }
+}
+
+fn load_config(path: Option<&Path>) -> Result<RawConfig, Failure> {
+    match path {
+        Some(p) => RawConfig::load(p).map_err(|e| fail(Exit::Usage, e)),
+        None => Ok(RawConfig::default()),
+    }
+}
+
+fn replay_failure(e: ReplayError) -> Failure {
+    fail(replay_failure_code(&e), e)
+}
+
+fn model_path(cli: Option<PathBuf>, cfg: &RawConfig) -> PathBuf {
+    cli.or_else(|| (!cfg.model.path.as_os_str().is_empty()).then(|| cfg.model.path.clone())).unwrap_or_else(default_model_path)
+}
+
+fn cmd_replay(a: ReplayArgs) -> Result<(), Failure> {
+    let mut cfg = load_config(a.config.as_deref())?;
+    if let Some(h) = a.hop {
+        cfg.model.hop = h;
+    }
+    if let Some(p) = &a.events {
+        cfg.events.path = p.clone();
+    }
+    cfg.check().map_err(|e| fail(Exit::Usage, anyhow::anyhow!("{e}")))?;
+    let input = match a.media {
+        Some(media) => Input::Files { media, audio: a.audio },
+        None => {
+            if a.audio.is_some() {
+                return Err(fail(Exit::Usage, anyhow::anyhow!("--audio needs a MEDIA file for the video")));
+            }
+            log::info!("no MEDIA given: replaying the built-in synthetic scene");
+            Input::BuiltIn
+        }
+    };
+    let opts = ReplayOptions {
+        input,
+        model: model_path(a.model, &cfg),
+        backend: cfg.model.backend,
+        hop: cfg.model.hop,
+        envelope_mode: a.envelope.or(cfg.envelope.mode),
+        detector: cfg.detector.clone(),
+        realtime: a.realtime,
+    };
+    let mut events: Box<dyn Sink> = if cfg.events.path == "-" {
+        Box::new(JsonLines::new(io::stdout().lock()))
+    } else {
+        let f = File::options()
+            .create(true)
+            .append(true)
+            .open(&cfg.events.path)
+            .with_context(|| format!("opening the events file {}", cfg.events.path))?;
+        Box::new(JsonLines::new(BufWriter::new(f)))
+    };
+    let mut csv = match &a.envelopes {
+        Some(p) => Some(EnvelopeCsv::new(BufWriter::new(
+            File::create(p).with_context(|| format!("creating the envelopes file {}", p.display()))?,
+        ))?),
+        None => None,
+    };
+    let mut sinks: Vec<&mut dyn Sink> = vec![events.as_mut()];
+    if let Some(c) = csv.as_mut() {
+        sinks.push(c);
+    }
+    let mut fan = Fanout(sinks);
+    let report = replay::replay(&opts, &mut fan).map_err(replay_failure)?;
+    let s = &report.stats;
+    log::info!(
+        "done: {} frames ({:.1} s), {} windows, events: {} impact, {} unseen_sound, {} silent_impact; {:.0}x real time",
+        s.frames,
+        report.media_seconds,
+        s.windows,
+        s.events_impact,
+        s.events_unseen_sound,
+        s.events_silent_impact,
+        report.media_seconds / report.wall.as_secs_f64().max(1e-9)
+    );
+    if a.stats {
+        eprintln!("{report:#?}");
+    }
+    Ok(())
+}
+
+fn cmd_eval(a: EvalArgs) -> Result<(), Failure> {
+    let cfg = load_config(a.config.as_deref())?;
+    let model = model_path(a.model, &cfg);
+    impactd::eval::run::run_cli(&a.manifest, &model, &cfg, a.envelope, a.json.as_deref()).map_err(|e| {
+        let code = match &e {
+            impactd::eval::run::EvalError::Replay { source, .. } => replay_failure_code(source),
+            impactd::eval::run::EvalError::Manifest { .. } => Exit::Usage,
+            impactd::eval::run::EvalError::Write { .. } => Exit::Runtime,
+        };
+        fail(code, e)
+    })
+}
+
+fn replay_failure_code(e: &ReplayError) -> Exit {
+    match e {
+        ReplayError::Source(_) | ReplayError::NoFrames(_) | ReplayError::StdinNeedsAudio => Exit::Media,
+        ReplayError::Model(_) | ReplayError::Engine(impactd::engine::EngineError::Model(_)) => Exit::Model,
+        _ => Exit::Runtime,
+    }
+}
+
+fn cmd_check_config(path: &Path) -> Result<(), Failure> {
+    let cfg = RawConfig::load(path).map_err(|e| fail(Exit::Usage, e))?;
+    if !cfg.model.path.as_os_str().is_empty() {
+        ModelSpec::load(&cfg.model.path)
+            .map_err(|e| fail(Exit::Usage, anyhow::anyhow!("{}: model.path: {e}", path.display())))?;
+    }
+    println!("{}: ok", path.display());
+    Ok(())
+}
+
+fn cmd_model_info(path: &Path) -> Result<(), Failure> {
+    let (pred, spec) = replay::load_model(path, BackendKind::Tract).map_err(|e| fail(Exit::Model, e))?;
+    println!("model:    {}", spec.onnx_path.display());
+    println!("sidecar:  {}", spec.sidecar_path.display());
+    println!("summary:  {}", spec.summary());
+    println!("input:    {:?} {:?}", spec.sidecar.input.name, spec.input_shape());
+    println!("output:   {:?} {:?}", spec.sidecar.output.envelope, spec.envelope_shape());
+    if !spec.sidecar.output.classes.is_empty() {
+        println!("classes:  {:?} -> {}", spec.sidecar.output.class_logits, spec.sidecar.output.classes.join(", "));
+    }
+    if !spec.sidecar.model.description.is_empty() {
+        println!("about:    {}", spec.sidecar.model.description);
+    }
+    println!("frames:   {} per window at {} fps", pred.frames(), spec.sidecar.model.fps);
+    println!("shapes:   checked against the ONNX graph (tract): ok");
+    Ok(())
+}

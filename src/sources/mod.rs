@@ -8,6 +8,7 @@
 pub mod ffmpeg;
 pub mod grid;
 pub mod wav;
+pub mod synthetic;
 pub mod y4m;
 
 use crate::media::{AudioBlock, PixelFormat, VideoFrame};

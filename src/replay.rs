@@ -1,0 +1,275 @@
+//! Replay: recorded media through the engine, as fast as it can go or paced like a live stream.
+//!
+//! Threads: one decodes video and puts it on the 12-fps grid, one decodes audio; each hands its
+//! output to the processing thread (the caller's) over a bounded channel. Replay is lossless:
+//! full channels make the decoders wait (backpressure) instead of dropping, so a replay is a
+//! pure function of its inputs. The processing thread keeps the audio about half a second ahead
+//! of the video, so memory stays flat however long the file.
+
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use crossbeam_channel::{Receiver, bounded};
+
+use crate::engine::{Engine, EngineConfig, EngineError, Stats};
+use crate::envelope::EnvelopeMode;
+use crate::events::Sink;
+use crate::media::{AudioBlock, GRID_FPS, PixelFormat};
+use crate::model::predictor::{self, Predictor};
+use crate::model::{ModelError, ModelSpec};
+use crate::preprocess::source_format;
+use crate::sources::grid::{GridFrame, GridResampler};
+use crate::sources::synthetic::Scene;
+use crate::sources::{self, AudioSource, SourceError, VideoSource};
+
+/// What to replay.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// A media file (video, and audio unless `audio` names another file). `-` is Y4M on stdin
+    /// (then `audio` is required).
+    Files { media: PathBuf, audio: Option<PathBuf> },
+    /// The built-in synthetic scene.
+    BuiltIn,
+}
+
+/// Replay failures, by where they happened.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("{0}: no video frames")]
+    NoFrames(PathBuf),
+    #[error("reading Y4M from stdin (`-`) needs --audio FILE for the sound")]
+    StdinNeedsAudio,
+    #[error("a decoding thread failed: {0}")]
+    Thread(String),
+}
+
+/// Options of one replay.
+#[derive(Debug, Clone)]
+pub struct ReplayOptions {
+    pub input: Input,
+    pub model: PathBuf,
+    pub backend: crate::model::BackendKind,
+    pub hop: usize,
+    /// None: the model's own mode.
+    pub envelope_mode: Option<EnvelopeMode>,
+    pub detector: crate::detector::DetectorConfig,
+    /// Pace frames at real time.
+    pub realtime: bool,
+}
+
+/// What a replay did.
+#[derive(Debug, Clone)]
+pub struct ReplayReport {
+    pub stats: Stats,
+    pub model: String,
+    pub envelope_mode: EnvelopeMode,
+    pub video: String,
+    pub audio: String,
+    /// Wall time spent inside the decoders (both threads).
+    pub time_decode_video: Duration,
+    pub time_decode_audio: Duration,
+    pub wall: Duration,
+    /// Media duration processed (s).
+    pub media_seconds: f64,
+}
+
+enum Msg<T> {
+    Item(T),
+    Err(SourceError),
+}
+
+/// Loads a model, resolving its envelope mode against an explicit choice.
+pub fn load_model(path: &Path, backend: crate::model::BackendKind) -> Result<(Box<dyn Predictor>, ModelSpec), ModelError> {
+    let spec = ModelSpec::load(path)?;
+    let backend = crate::model::backend(backend)?;
+    let pred = predictor::load(path, backend.as_ref())?;
+    Ok((pred, spec))
+}
+
+/// Runs one replay, writing to `sink`.
+pub fn replay(opts: &ReplayOptions, sink: &mut dyn Sink) -> Result<ReplayReport, ReplayError> {
+    let (predictor, spec) = load_model(&opts.model, opts.backend)?;
+    let mode = opts.envelope_mode.unwrap_or(spec.sidecar.model.envelope_mode);
+    if mode != spec.sidecar.model.envelope_mode {
+        log::warn!(
+            "envelope mode {mode} differs from the one {} was trained on ({}): predicted and observed may not agree",
+            spec.name(),
+            spec.sidecar.model.envelope_mode
+        );
+    }
+    let format = source_format(spec.sidecar.input.colour);
+    let (video, audio, video_name) = open_input(&opts.input, format)?;
+    let video_desc = video.info().description.clone();
+    let audio_desc = audio.info().description.clone();
+    log::info!("video: {video_desc}");
+    log::info!("audio: {audio_desc}");
+    log::info!("model: {}", spec.summary());
+
+    let (vtx, vrx) = bounded::<Msg<GridFrame>>(16);
+    let (atx, arx) = bounded::<Msg<AudioBlock>>(64);
+    let vthread = thread::Builder::new()
+        .name("video".into())
+        .spawn(move || video_loop(video, vtx))
+        .map_err(|e| ReplayError::Thread(e.to_string()))?;
+    let athread = thread::Builder::new()
+        .name("audio".into())
+        .spawn(move || audio_loop(audio, atx))
+        .map_err(|e| ReplayError::Thread(e.to_string()))?;
+
+    let cfg = EngineConfig { hop: opts.hop, envelope_mode: mode, detector: opts.detector.clone(), wall_origin: SystemTime::now() };
+    let mut engine = Engine::new(cfg, predictor);
+    let started = Instant::now();
+    let result = drive(&mut engine, &vrx, &arx, sink, opts.realtime, started);
+    // Unblock and join the decoders whatever happened.
+    drop(vrx);
+    drop(arx);
+    let tv = vthread.join().map_err(|_| ReplayError::Thread("video thread panicked".into()))?;
+    let ta = athread.join().map_err(|_| ReplayError::Thread("audio thread panicked".into()))?;
+    result?;
+    if engine.stats().frames == 0 {
+        return Err(ReplayError::NoFrames(video_name));
+    }
+    Ok(ReplayReport {
+        stats: engine.stats().clone(),
+        model: spec.summary(),
+        envelope_mode: mode,
+        video: video_desc,
+        audio: audio_desc,
+        time_decode_video: tv,
+        time_decode_audio: ta,
+        wall: started.elapsed(),
+        media_seconds: engine.stats().frames as f64 / GRID_FPS as f64,
+    })
+}
+
+type Opened = (Box<dyn VideoSource>, Box<dyn AudioSource>, PathBuf);
+
+fn open_input(input: &Input, format: PixelFormat) -> Result<Opened, ReplayError> {
+    match input {
+        Input::BuiltIn => {
+            let scene = Scene::default();
+            Ok((Box::new(scene.video(format)), Box::new(scene.audio()), PathBuf::from("(built-in scene)")))
+        }
+        Input::Files { media, audio } => {
+            if media.as_os_str() == "-" && audio.is_none() {
+                return Err(ReplayError::StdinNeedsAudio);
+            }
+            // Open audio first: a file without sound fails fast, before video decoding starts.
+            let a = sources::open_audio(audio.as_deref().unwrap_or(media))?;
+            let v = sources::open_video(media, format)?;
+            Ok((v, a, media.clone()))
+        }
+    }
+}
+
+fn video_loop(mut src: Box<dyn VideoSource>, tx: crossbeam_channel::Sender<Msg<GridFrame>>) -> Duration {
+    let mut grid = GridResampler::new(0);
+    let mut out = Vec::new();
+    let mut spent = Duration::ZERO;
+    loop {
+        let t0 = Instant::now();
+        let done = match src.next_frame() {
+            Ok(Some(frame)) => {
+                grid.push(frame, &mut out);
+                false
+            }
+            Ok(None) => {
+                grid.finish(&mut out);
+                true
+            }
+            Err(e) => {
+                spent += t0.elapsed();
+                let _ = tx.send(Msg::Err(e));
+                return spent;
+            }
+        };
+        spent += t0.elapsed();
+        for f in out.drain(..) {
+            if tx.send(Msg::Item(f)).is_err() {
+                return spent; // the processing side is gone
+            }
+        }
+        if done {
+            return spent;
+        }
+    }
+}
+
+fn audio_loop(mut src: Box<dyn AudioSource>, tx: crossbeam_channel::Sender<Msg<AudioBlock>>) -> Duration {
+    let mut spent = Duration::ZERO;
+    loop {
+        let t0 = Instant::now();
+        let next = src.next_block();
+        spent += t0.elapsed();
+        match next {
+            Ok(Some(b)) => {
+                if tx.send(Msg::Item(b)).is_err() {
+                    return spent;
+                }
+            }
+            Ok(None) => return spent,
+            Err(e) => {
+                let _ = tx.send(Msg::Err(e));
+                return spent;
+            }
+        }
+    }
+}
+
+/// Audio is kept this far ahead of the video (s).
+const AUDIO_LEAD_S: f64 = 0.5;
+
+fn drive(
+    engine: &mut Engine,
+    vrx: &Receiver<Msg<GridFrame>>,
+    arx: &Receiver<Msg<AudioBlock>>,
+    sink: &mut dyn Sink,
+    realtime: bool,
+    started: Instant,
+) -> Result<(), ReplayError> {
+    let mut audio_open = true;
+    let mut pump_audio = |engine: &mut Engine, until: f64, sink: &mut dyn Sink| -> Result<(), ReplayError> {
+        while audio_open && engine.audio_time() < until {
+            match arx.recv() {
+                Ok(Msg::Item(b)) => engine.push_audio(b.rate, &b.samples, sink)?,
+                Ok(Msg::Err(e)) => return Err(e.into()),
+                Err(_) => {
+                    audio_open = false;
+                    engine.finish_audio(sink)?;
+                }
+            }
+        }
+        Ok(())
+    };
+    loop {
+        match vrx.recv() {
+            Ok(Msg::Item(f)) => {
+                let t = f.index as f64 / GRID_FPS as f64;
+                if realtime {
+                    let due = Duration::from_secs_f64(t);
+                    if let Some(wait) = due.checked_sub(started.elapsed()) {
+                        thread::sleep(wait);
+                    }
+                }
+                pump_audio(engine, t + AUDIO_LEAD_S, sink)?;
+                if f.index != engine.next_frame_index() {
+                    return Err(ReplayError::Thread(format!("grid frame {} out of order", f.index)));
+                }
+                engine.push_frame(f.index, &f.image, sink)?;
+            }
+            Ok(Msg::Err(e)) => return Err(e.into()),
+            Err(_) => break,
+        }
+    }
+    engine.finish_video(sink)?;
+    pump_audio(engine, f64::INFINITY, sink)?;
+    engine.finish(sink)?;
+    Ok(())
+}

@@ -1,0 +1,212 @@
+//! The real binary on the built-in scene and the committed fixtures: events against the scene's
+//! ground truth, exactly-once at any hop, the envelopes CSV, check-config and model-info.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use impactd::sources::synthetic::{Scene, Truth};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_impactd"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR")).env("RUST_LOG", "warn");
+    c
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("run impactd")
+}
+
+fn events(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn builtin_scene_gives_its_ground_truth() {
+    let out = run(&["replay"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ev = events(&out);
+    let truth = Scene::default().truth();
+    assert_eq!(ev.len(), truth.len(), "events: {ev:#?}");
+    for (e, t) in ev.iter().zip(&truth) {
+        let (kind, time, tol) = match *t {
+            // impacts and sounds: refined from the audio to a millisecond
+            Truth::Impact(t) => ("impact", t, 0.002),
+            Truth::UnseenSound(t) => ("unseen_sound", t, 0.002),
+            // silent impacts: only the video knows, to a frame
+            Truth::SilentImpact(t) => ("silent_impact", t, 1.0 / 12.0),
+        };
+        assert_eq!(e["kind"], kind, "{e}");
+        let got = e["t"].as_f64().unwrap();
+        assert!((got - time).abs() <= tol, "{kind} at {got}, truth {time}");
+        let c = e["confidence"].as_f64().unwrap();
+        assert!(c > 0.5 && c <= 1.0, "{e}");
+    }
+    // ids count from 1
+    let ids: Vec<u64> = ev.iter().map(|e| e["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, (1..=ev.len() as u64).collect::<Vec<_>>());
+}
+
+#[test]
+fn every_impact_once_whatever_the_hop() {
+    let key = |out: &Output| -> Vec<(String, i64)> {
+        events(out).iter().map(|e| (e["kind"].as_str().unwrap().to_string(), (e["t"].as_f64().unwrap() * 12.0).round() as i64)).collect()
+    };
+    let base = key(&run(&["replay", "--hop", "6"]));
+    assert!(base.iter().filter(|(k, _)| k == "impact").count() >= 3);
+    for hop in ["1", "5", "12", "48"] {
+        let out = run(&["replay", "--hop", hop]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let got = key(&out);
+        let impacts = |v: &Vec<(String, i64)>| v.iter().filter(|(k, _)| k == "impact").cloned().collect::<Vec<_>>();
+        assert_eq!(impacts(&got), impacts(&base), "hop {hop}");
+    }
+}
+
+#[test]
+fn envelopes_csv_has_one_row_per_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("env.csv");
+    let out = run(&["replay", "--envelopes", csv.to_str().unwrap(), "--events", dir.path().join("ev.jsonl").to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.stdout.is_empty(), "events went to the file, not stdout");
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("frame,t,predicted,observed,observed_raw"));
+    let rows: Vec<Vec<f64>> = lines.map(|l| l.split(',').map(|v| v.parse().unwrap()).collect()).collect();
+    // 16.5 s at 12 fps
+    assert_eq!(rows.len(), 198);
+    for (k, r) in rows.iter().enumerate() {
+        assert_eq!(r[0] as usize, k);
+        assert!((r[1] - k as f64 / 12.0).abs() < 1e-6);
+        assert!((0.0..=1.0).contains(&r[2]) && (0.0..=1.0).contains(&r[3]) && r[4] >= 0.0, "{r:?}");
+    }
+    let ev = std::fs::read_to_string(dir.path().join("ev.jsonl")).unwrap();
+    assert_eq!(ev.lines().count(), Scene::default().truth().len());
+}
+
+#[test]
+fn seed_envelope_mode_is_selectable() {
+    let out = run(&["replay", "--envelope", "seed"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("differs from the one"), "a mode other than the model's is warned about");
+    let out = run(&["replay", "--envelope", "loud"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("loud"));
+}
+
+#[test]
+fn check_config_accepts_the_example_and_names_bad_keys() {
+    let out = run(&["check-config", "impactd.example.toml"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let dir = tempfile::tempdir().unwrap();
+    for (text, needle) in [
+        ("[detector]\nvisual_treshold = 0.4\n", "visual_treshold"),
+        ("[model]\nhop = 0\n", "model.hop"),
+        ("[model]\nhop = 100\n", "model.hop"),
+        ("[model]\npath = \"nowhere.onnx\"\n", "nowhere.onnx"),
+        ("not toml at all = = =", "bad.toml"),
+    ] {
+        let p = dir.path().join("bad.toml");
+        std::fs::write(&p, text).unwrap();
+        let out = run(&["check-config", p.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{text:?}");
+        let err = stderr(&out);
+        assert!(err.contains(needle) && err.contains("bad.toml"), "{text:?}: {err}");
+    }
+    let out = run(&["check-config", "/nonexistent/impactd.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("/nonexistent/impactd.toml"));
+}
+
+#[test]
+fn hop_outside_the_window_is_refused() {
+    for hop in ["0", "49"] {
+        let out = run(&["replay", "--hop", hop]);
+        assert_eq!(out.status.code(), Some(2), "hop {hop}");
+        assert!(stderr(&out).contains("model.hop"), "{}", stderr(&out));
+    }
+}
+
+#[test]
+fn model_info_describes_the_baseline() {
+    let out = run(&["model-info", "models/motion-baseline.onnx"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("motion-baseline") && text.contains("[1, 1, 48, 64, 64]"), "{text}");
+}
+
+fn fixture(name: &str) -> String {
+    Path::new("tests/fixtures/models").join(name).to_string_lossy().into_owned()
+}
+
+#[test]
+fn bad_models_are_refused_with_both_sides_named() {
+    for (model, needles) in [
+        ("wrong-frames.onnx", vec!["[1, 1, 24, 16, 16]", "[1, 1, 48, 16, 16]", "wrong-frames.toml"]),
+        ("wrong-size.onnx", vec!["16", "[1, 1, 48, 16, 32]"]),
+        ("wrong-output.onnx", vec!["[1, 24]", "[1, 48]"]),
+        ("corrupt.onnx", vec!["corrupt.onnx", "cannot load"]),
+        ("truncated.onnx", vec!["truncated.onnx", "cannot load"]),
+        ("no-sidecar.onnx", vec!["no-sidecar.toml", "sidecar"]),
+        ("missing.onnx", vec!["missing.onnx", "not found"]),
+    ] {
+        let out = run(&["model-info", &fixture(model)]);
+        assert_eq!(out.status.code(), Some(4), "{model}: {}", stderr(&out));
+        let err = stderr(&out);
+        for n in needles {
+            assert!(err.contains(n), "{model}: {n:?} not in {err}");
+        }
+        assert!(!err.contains("panicked"), "{err}");
+        // replay refuses the same way
+        let out = run(&["replay", "--model", &fixture(model)]);
+        assert_eq!(out.status.code(), Some(4), "{model}");
+    }
+}
+
+#[test]
+fn nan_and_out_of_range_outputs_stop_the_run() {
+    for model in ["nan-output.onnx", "out-of-range.onnx"] {
+        let out = run(&["replay", "--model", &fixture(model)]);
+        assert_eq!(out.status.code(), Some(4), "{model}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains("envelope") && err.contains("unusable"), "{model}: {err}");
+        assert!(!err.contains("panicked"));
+    }
+}
+
+#[test]
+fn class_head_labels_impacts() {
+    let out = run(&["replay", "--model", &fixture("with-classes.onnx")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ev = events(&out);
+    let impacts: Vec<_> = ev.iter().filter(|e| e["kind"] == "impact").collect();
+    assert!(!impacts.is_empty());
+    for e in impacts {
+        // fixed logits [2.0, 0.5, -1.0]: softmax 0.786 for "hit"
+        assert_eq!(e["class"], "hit");
+        assert!((e["class_confidence"].as_f64().unwrap() - 0.786).abs() < 0.002, "{e}");
+    }
+    assert!(ev.iter().filter(|e| e["kind"] != "impact").all(|e| e.get("class").is_none()));
+}
+
+#[test]
+fn help_explains_the_commands() {
+    let out = run(&["--help"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for c in ["replay", "eval", "check-config", "model-info", "Exit codes"] {
+        assert!(text.contains(c), "{c} missing from --help");
+    }
+    let _ = root();
+}
