@@ -34,7 +34,10 @@ pub enum EvalError {
         source: ReplayError,
     },
     #[error("writing {path}: {source}")]
-    Write { path: String, source: std::io::Error },
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// The manifest file.
@@ -66,9 +69,13 @@ fn default_source() -> String {
 impl Manifest {
     /// Reads a manifest and resolves its paths against its folder.
     pub fn load(path: &Path) -> Result<Manifest, EvalError> {
-        let bad = |reason: String| EvalError::Manifest { path: path.into(), reason };
+        let bad = |reason: String| EvalError::Manifest {
+            path: path.into(),
+            reason,
+        };
         let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
-        let mut m: Manifest = toml::from_str(&text).map_err(|e| bad(e.to_string().trim_end().replace('\n', " | ")))?;
+        let mut m: Manifest = toml::from_str(&text)
+            .map_err(|e| bad(e.to_string().trim_end().replace('\n', " | ")))?;
         if m.clips.is_empty() {
             return Err(bad("no [[clip]] entries".into()));
         }
@@ -83,10 +90,17 @@ impl Manifest {
                 }
             }
             if c.name.is_empty() {
-                c.name = c.media.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| format!("clip{i}"));
+                c.name = c
+                    .media
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| format!("clip{i}"));
             }
             if c.hits.iter().any(|h| !h.is_finite() || *h < 0.0) {
-                return Err(bad(format!("clip {:?}: hits must be finite, non-negative seconds", c.name)));
+                return Err(bad(format!(
+                    "clip {:?}: hits must be finite, non-negative seconds",
+                    c.name
+                )));
             }
             if !["annotated", "audio-proxy"].contains(&c.hits_source.as_str()) {
                 return Err(bad(format!(
@@ -107,17 +121,33 @@ struct Run {
 
 fn run_one(opts: &ReplayOptions, input: Input, name: &str) -> Result<Run, EvalError> {
     let mut sink = Collect::default();
-    let o = ReplayOptions { input, ..opts.clone() };
-    replay::replay(&o, &mut sink).map_err(|source| EvalError::Replay { clip: name.into(), source })?;
+    let o = ReplayOptions {
+        input,
+        ..opts.clone()
+    };
+    replay::replay(&o, &mut sink).map_err(|source| EvalError::Replay {
+        clip: name.into(),
+        source,
+    })?;
     Ok(Run {
         predicted: sink.frames.iter().map(|f| f.predicted).collect(),
         observed_raw: sink.frames.iter().map(|f| f.observed_raw).collect(),
-        impacts: sink.events.iter().filter(|e| e.kind == Kind::Impact).map(|e| e.t).collect(),
+        impacts: sink
+            .events
+            .iter()
+            .filter(|e| e.kind == Kind::Impact)
+            .map(|e| e.t)
+            .collect(),
     })
 }
 
 /// Evaluates a manifest: genuine runs, then mismatched pairs when there are two clips or more.
-pub fn evaluate(manifest: &Manifest, model: &Path, cfg: &RawConfig, mode: Option<EnvelopeMode>) -> Result<Summary, EvalError> {
+pub fn evaluate(
+    manifest: &Manifest,
+    model: &Path,
+    cfg: &RawConfig,
+    mode: Option<EnvelopeMode>,
+) -> Result<Summary, EvalError> {
     let opts = ReplayOptions {
         input: Input::BuiltIn,
         model: model.into(),
@@ -131,13 +161,30 @@ pub fn evaluate(manifest: &Manifest, model: &Path, cfg: &RawConfig, mode: Option
     let mut inputs = Vec::with_capacity(n);
     for (i, c) in manifest.clips.iter().enumerate() {
         log::info!("eval {}/{}: {}", i + 1, n, c.name);
-        let run = run_one(&opts, Input::Files { media: c.media.clone(), audio: c.audio.clone() }, &c.name)?;
+        let run = run_one(
+            &opts,
+            Input::Files {
+                media: c.media.clone(),
+                audio: c.audio.clone(),
+            },
+            &c.name,
+        )?;
         // This clip's audio under the next clip's video.
         let mismatched = if n >= 2 {
             let other = &manifest.clips[(i + 1) % n];
             let audio = c.audio.clone().unwrap_or_else(|| c.media.clone());
             let name = format!("{} audio under {} video", c.name, other.name);
-            Some(run_one(&opts, Input::Files { media: other.media.clone(), audio: Some(audio) }, &name)?.impacts)
+            Some(
+                run_one(
+                    &opts,
+                    Input::Files {
+                        media: other.media.clone(),
+                        audio: Some(audio),
+                    },
+                    &name,
+                )?
+                .impacts,
+            )
         } else {
             None
         };
@@ -163,19 +210,30 @@ pub fn run_cli(
     json: Option<&str>,
 ) -> Result<(), EvalError> {
     let m = Manifest::load(manifest)?;
-    let proxies: Vec<&str> = m.clips.iter().filter(|c| c.hits_source == "audio-proxy").map(|c| c.name.as_str()).collect();
+    let proxies: Vec<&str> = m
+        .clips
+        .iter()
+        .filter(|c| c.hits_source == "audio-proxy")
+        .map(|c| c.name.as_str())
+        .collect();
     let summary = evaluate(&m, model, cfg, mode)?;
     let text = serde_json::to_string_pretty(&summary).expect("summary serialises");
     match json {
         Some("-") => println!("{text}"),
         Some(path) => {
-            std::fs::write(path, text + "\n").map_err(|source| EvalError::Write { path: path.into(), source })?;
+            std::fs::write(path, text + "\n").map_err(|source| EvalError::Write {
+                path: path.into(),
+                source,
+            })?;
             print!("{}", metrics::format_table(&summary));
         }
         None => print!("{}", metrics::format_table(&summary)),
     }
     if !proxies.is_empty() && json != Some("-") {
-        println!("note: hit times of {} come from the audio itself (audio-proxy), not from annotation", proxies.join(", "));
+        println!(
+            "note: hit times of {} come from the audio itself (audio-proxy), not from annotation",
+            proxies.join(", ")
+        );
     }
     Ok(())
 }
