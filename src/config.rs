@@ -15,7 +15,10 @@ use crate::model::BackendKind;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {reason}")]
     Parse { path: PathBuf, reason: String },
     #[error("{path}: {reason}")]
@@ -46,7 +49,11 @@ pub struct ModelConfig {
 
 impl Default for ModelConfig {
     fn default() -> Self {
-        ModelConfig { path: PathBuf::new(), backend: BackendKind::Tract, hop: 6 }
+        ModelConfig {
+            path: PathBuf::new(),
+            backend: BackendKind::Tract,
+            hop: 6,
+        }
     }
 }
 
@@ -75,7 +82,10 @@ impl Default for EventsConfig {
 impl RawConfig {
     /// Reads, parses and checks a config file.
     pub fn load(path: &Path) -> Result<RawConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
         let mut cfg = RawConfig::parse(&text, path)?;
         // Relative model paths are relative to the config file.
         if !cfg.model.path.as_os_str().is_empty() && cfg.model.path.is_relative() {
@@ -88,9 +98,14 @@ impl RawConfig {
 
     /// Parses and checks config text; `path` is only for messages.
     pub fn parse(text: &str, path: &Path) -> Result<RawConfig, ConfigError> {
-        let cfg: RawConfig = toml::from_str(text)
-            .map_err(|e| ConfigError::Parse { path: path.into(), reason: e.to_string().trim_end().replace('\n', " | ") })?;
-        cfg.check().map_err(|reason| ConfigError::Invalid { path: path.into(), reason })?;
+        let cfg: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            reason: e.to_string().trim_end().replace('\n', " | "),
+        })?;
+        cfg.check().map_err(|reason| ConfigError::Invalid {
+            path: path.into(),
+            reason,
+        })?;
         Ok(cfg)
     }
 
@@ -98,10 +113,15 @@ impl RawConfig {
     pub fn check(&self) -> Result<(), String> {
         self.detector.validate()?;
         if self.model.hop == 0 {
-            return Err("model.hop = 0: the window must move; use 1..=48 (frames per window)".into());
+            return Err(
+                "model.hop = 0: the window must move; use 1..=48 (frames per window)".into(),
+            );
         }
         if self.model.hop > 48 {
-            return Err(format!("model.hop = {} is larger than the 48-frame window: frames would be skipped", self.model.hop));
+            return Err(format!(
+                "model.hop = {} is larger than the 48-frame window: frames would be skipped",
+                self.model.hop
+            ));
         }
         if self.events.path.is_empty() {
             return Err("events.path is empty: use \"-\" for stdout or a file path".into());
@@ -124,8 +144,16 @@ pub fn default_model_path() -> PathBuf {
         }
     }
     candidates.push(PathBuf::from("/usr/share/impactd/models").join(NAME));
-    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("models").join(NAME));
-    candidates.iter().find(|p| p.is_file()).cloned().unwrap_or_else(|| candidates.remove(0))
+    candidates.push(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("models")
+            .join(NAME),
+    );
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .unwrap_or_else(|| candidates.remove(0))
 }
 
 #[cfg(test)]
@@ -152,9 +180,13 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_refused_with_their_name() {
-        let e = RawConfig::parse("[detector]\nvisual_treshold = 0.4\n", Path::new("c.toml")).unwrap_err().to_string();
+        let e = RawConfig::parse("[detector]\nvisual_treshold = 0.4\n", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("c.toml") && e.contains("visual_treshold"), "{e}");
-        let e = RawConfig::parse("[modle]\n", Path::new("c.toml")).unwrap_err().to_string();
+        let e = RawConfig::parse("[modle]\n", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("modle"), "{e}");
     }
 
@@ -163,12 +195,17 @@ mod tests {
         for (text, key) in [
             ("[model]\nhop = 0\n", "model.hop"),
             ("[model]\nhop = 49\n", "model.hop"),
-            ("[detector]\nsilent_threshold = 2.0\n", "detector.silent_threshold"),
+            (
+                "[detector]\nsilent_threshold = 2.0\n",
+                "detector.silent_threshold",
+            ),
             ("[envelope]\nmode = \"loud\"\n", "loud"),
             ("[model]\nbackend = \"cuda\"\n", "cuda"),
             ("[model]\nhop = \"six\"\n", "hop"),
         ] {
-            let e = RawConfig::parse(text, Path::new("c.toml")).unwrap_err().to_string();
+            let e = RawConfig::parse(text, Path::new("c.toml"))
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(key), "{text:?}: {e}");
         }
     }

@@ -61,22 +61,41 @@ impl DetectorConfig {
     /// Checks ranges; the message names the key.
     pub fn validate(&self) -> Result<(), String> {
         let unit = |name: &str, v: f32| {
-            if (0.0..=1.0).contains(&v) { Ok(()) } else { Err(format!("detector.{name} = {v} must be in [0, 1]")) }
+            if (0.0..=1.0).contains(&v) {
+                Ok(())
+            } else {
+                Err(format!("detector.{name} = {v} must be in [0, 1]"))
+            }
         };
         unit("visual_threshold", self.visual_threshold)?;
         unit("visual_prominence", self.visual_prominence)?;
         unit("silent_threshold", self.silent_threshold)?;
         if self.tolerance_frames > 12 {
-            return Err(format!("detector.tolerance_frames = {} is more than a second (12 frames)", self.tolerance_frames));
+            return Err(format!(
+                "detector.tolerance_frames = {} is more than a second (12 frames)",
+                self.tolerance_frames
+            ));
         }
         if self.prominence_frames == 0 || self.prominence_frames > 120 {
-            return Err(format!("detector.prominence_frames = {} must be in 1..=120", self.prominence_frames));
+            return Err(format!(
+                "detector.prominence_frames = {} must be in 1..=120",
+                self.prominence_frames
+            ));
         }
-        if !(self.audio_floor_dbfs.is_finite() && self.audio_floor_dbfs < 0.0 && self.audio_floor_dbfs >= -140.0) {
-            return Err(format!("detector.audio_floor_dbfs = {} must be in [-140, 0)", self.audio_floor_dbfs));
+        if !(self.audio_floor_dbfs.is_finite()
+            && self.audio_floor_dbfs < 0.0
+            && self.audio_floor_dbfs >= -140.0)
+        {
+            return Err(format!(
+                "detector.audio_floor_dbfs = {} must be in [-140, 0)",
+                self.audio_floor_dbfs
+            ));
         }
         if !(self.audio_ratio.is_finite() && self.audio_ratio >= 1.0) {
-            return Err(format!("detector.audio_ratio = {} must be at least 1", self.audio_ratio));
+            return Err(format!(
+                "detector.audio_ratio = {} must be at least 1",
+                self.audio_ratio
+            ));
         }
         Ok(())
     }
@@ -173,7 +192,10 @@ impl Detector {
 
     /// Adds the next frame; appends the decisions it allows.
     pub fn push(&mut self, f: FrameValues, out: &mut Vec<Detection>) {
-        debug_assert!(self.history.back().is_none_or(|b| b.index + 1 == f.index), "frames must be consecutive");
+        debug_assert!(
+            self.history.back().is_none_or(|b| b.index + 1 == f.index),
+            "frames must be consecutive"
+        );
         self.history.push_back(f);
         let keep = self.cfg.prominence_frames as usize + 3;
         while self.history.len() > keep {
@@ -211,12 +233,20 @@ impl Detector {
         let back = c.saturating_sub(self.cfg.prominence_frames as usize);
         // Audio peak: local maximum of observed_raw, above the floor and the background.
         let right_raw = next.map_or(f32::NEG_INFINITY, |n| n.observed_raw);
-        let audio = if cur.observed_raw > prev.observed_raw && cur.observed_raw >= right_raw && cur.observed_raw >= self.floor {
+        let audio = if cur.observed_raw > prev.observed_raw
+            && cur.observed_raw >= right_raw
+            && cur.observed_raw >= self.floor
+        {
             self.scratch.clear();
-            self.scratch.extend(self.history.range(back..c).map(|h| h.observed_raw));
+            self.scratch
+                .extend(self.history.range(back..c).map(|h| h.observed_raw));
             let background = median(&mut self.scratch);
             if cur.observed_raw >= self.cfg.audio_ratio * background {
-                Some(Peak { frame: cur.index, strength: (1.0 - background / cur.observed_raw).clamp(0.0, 1.0), values: cur })
+                Some(Peak {
+                    frame: cur.index,
+                    strength: (1.0 - background / cur.observed_raw).clamp(0.0, 1.0),
+                    values: cur,
+                })
             } else {
                 None
             }
@@ -224,9 +254,20 @@ impl Detector {
             None
         };
         let right_p = next.map_or(f32::NEG_INFINITY, |n| n.predicted);
-        let visual = if cur.predicted > prev.predicted && cur.predicted >= right_p && cur.predicted >= self.cfg.visual_threshold {
-            let low = self.history.range(back..c).map(|h| h.predicted).fold(f32::INFINITY, f32::min);
-            (cur.predicted - low >= self.cfg.visual_prominence).then_some(Peak { frame: cur.index, strength: cur.predicted, values: cur })
+        let visual = if cur.predicted > prev.predicted
+            && cur.predicted >= right_p
+            && cur.predicted >= self.cfg.visual_threshold
+        {
+            let low = self
+                .history
+                .range(back..c)
+                .map(|h| h.predicted)
+                .fold(f32::INFINITY, f32::min);
+            (cur.predicted - low >= self.cfg.visual_prominence).then_some(Peak {
+                frame: cur.index,
+                strength: cur.predicted,
+                values: cur,
+            })
         } else {
             None
         };
@@ -241,7 +282,9 @@ impl Detector {
                     .enumerate()
                     .filter(|(_, v)| a.frame - v.frame <= tol)
                     .min_by(|(_, x), (_, y)| {
-                        (a.frame - x.frame).cmp(&(a.frame - y.frame)).then(y.strength.total_cmp(&x.strength))
+                        (a.frame - x.frame)
+                            .cmp(&(a.frame - y.frame))
+                            .then(y.strength.total_cmp(&x.strength))
                     })
                     .map(|(i, _)| i);
                 match best {
@@ -259,7 +302,9 @@ impl Detector {
                     .enumerate()
                     .filter(|(_, a)| v.frame - a.frame <= tol)
                     .min_by(|(_, x), (_, y)| {
-                        (v.frame - x.frame).cmp(&(v.frame - y.frame)).then(y.strength.total_cmp(&x.strength))
+                        (v.frame - x.frame)
+                            .cmp(&(v.frame - y.frame))
+                            .then(y.strength.total_cmp(&x.strength))
                     })
                     .map(|(i, _)| i);
                 match best {
@@ -279,8 +324,16 @@ impl Detector {
         let tol = self.cfg.tolerance_frames as u64;
         // Emit in frame order across both queues.
         loop {
-            let a = self.audio_pending.front().filter(|p| p.frame + tol < latest || latest == u64::MAX - 64).copied();
-            let v = self.visual_pending.front().filter(|p| p.frame + tol < latest || latest == u64::MAX - 64).copied();
+            let a = self
+                .audio_pending
+                .front()
+                .filter(|p| p.frame + tol < latest || latest == u64::MAX - 64)
+                .copied();
+            let v = self
+                .visual_pending
+                .front()
+                .filter(|p| p.frame + tol < latest || latest == u64::MAX - 64)
+                .copied();
             match (a, v) {
                 (Some(a), Some(v)) if v.frame < a.frame => {
                     self.visual_pending.pop_front();
@@ -358,7 +411,12 @@ mod tests {
         pred.iter()
             .zip(raw)
             .enumerate()
-            .map(|(i, (&p, &r))| FrameValues { index: i as u64, predicted: p, observed: r * 10.0, observed_raw: r })
+            .map(|(i, (&p, &r))| FrameValues {
+                index: i as u64,
+                predicted: p,
+                observed: r * 10.0,
+                observed_raw: r,
+            })
             .collect()
     }
 
@@ -398,7 +456,10 @@ mod tests {
         let ev = run(DetectorConfig::default(), &frames(&pred, &raw));
         let kinds: Vec<(Kind, u64)> = ev.iter().map(|e| (e.kind, e.frame)).collect();
         // frame 30's visual peak (0.6) is below the silent threshold (0.8): not reported
-        assert_eq!(kinds, vec![(Kind::SilentImpact, 5), (Kind::UnseenSound, 15)]);
+        assert_eq!(
+            kinds,
+            vec![(Kind::SilentImpact, 5), (Kind::UnseenSound, 15)]
+        );
     }
 
     #[test]
@@ -406,9 +467,21 @@ mod tests {
         let pred = track(30, &[(10, 0.9)], 0.0);
         let raw = track(30, &[(12, 0.1)], 0.001);
         let ev = run(DetectorConfig::default(), &frames(&pred, &raw));
-        assert_eq!(ev.iter().map(|e| e.kind).collect::<Vec<_>>(), vec![Kind::SilentImpact, Kind::UnseenSound]);
-        let ev = run(DetectorConfig { tolerance_frames: 2, ..Default::default() }, &frames(&pred, &raw));
-        assert_eq!(ev.iter().map(|e| e.kind).collect::<Vec<_>>(), vec![Kind::Impact]);
+        assert_eq!(
+            ev.iter().map(|e| e.kind).collect::<Vec<_>>(),
+            vec![Kind::SilentImpact, Kind::UnseenSound]
+        );
+        let ev = run(
+            DetectorConfig {
+                tolerance_frames: 2,
+                ..Default::default()
+            },
+            &frames(&pred, &raw),
+        );
+        assert_eq!(
+            ev.iter().map(|e| e.kind).collect::<Vec<_>>(),
+            vec![Kind::Impact]
+        );
     }
 
     #[test]
@@ -423,7 +496,13 @@ mod tests {
 
     #[test]
     fn silence_and_stillness_give_nothing() {
-        assert!(run(DetectorConfig::default(), &frames(&vec![0.0; 100], &vec![0.0; 100])).is_empty());
+        assert!(
+            run(
+                DetectorConfig::default(),
+                &frames(&vec![0.0; 100], &vec![0.0; 100])
+            )
+            .is_empty()
+        );
     }
 
     #[test]
@@ -452,9 +531,19 @@ mod tests {
 
     #[test]
     fn config_validation_names_the_key() {
-        let e = DetectorConfig { visual_threshold: 1.5, ..Default::default() }.validate().unwrap_err();
+        let e = DetectorConfig {
+            visual_threshold: 1.5,
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err();
         assert!(e.contains("detector.visual_threshold"), "{e}");
-        let e = DetectorConfig { audio_ratio: 0.5, ..Default::default() }.validate().unwrap_err();
+        let e = DetectorConfig {
+            audio_ratio: 0.5,
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err();
         assert!(e.contains("detector.audio_ratio"), "{e}");
         DetectorConfig::default().validate().unwrap();
     }

@@ -10,6 +10,7 @@
 //! from the audio samples.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::detector::{Detection, Detector, DetectorConfig, FrameValues, Kind};
@@ -63,11 +64,16 @@ pub struct Stats {
     pub time_detector: Duration,
 }
 
+struct Win {
+    out: WindowOutput,
+    classes: Option<Arc<Vec<f32>>>,
+}
+
 #[derive(Debug, Clone)]
 struct Pending {
     index: u64,
     predicted: f32,
-    classes: Option<std::sync::Arc<Vec<f32>>>,
+    classes: Option<Arc<Vec<f32>>>,
     win_start: u64,
     win_end: u64,
 }
@@ -88,8 +94,10 @@ pub struct Engine {
     /// The first frame without an assigned prediction.
     assigned_upto: u64,
     last_frame: Option<u64>,
-    last_window: Option<WindowOutput>,
-    last_window_classes: Option<std::sync::Arc<Vec<f32>>>,
+    /// The newest window and the one before it (a frame the newest does not cover, possible
+    /// when hop = frames, takes the previous one).
+    last_window: Option<Win>,
+    prev_window: Option<Win>,
     bad_in_a_row: u32,
     refiner: Refiner,
     next_id: u64,
@@ -118,7 +126,7 @@ impl Engine {
             assigned_upto: 0,
             last_frame: None,
             last_window: None,
-            last_window_classes: None,
+            prev_window: None,
             bad_in_a_row: 0,
             refiner: Refiner::default(),
             next_id: 1,
@@ -146,11 +154,18 @@ impl Engine {
 
     /// Media time (s) up to which audio has been pushed.
     pub fn audio_time(&self) -> f64 {
-        self.envelope.as_ref().map_or(0.0, |e| e.samples_seen() as f64 / e.rate() as f64)
+        self.envelope
+            .as_ref()
+            .map_or(0.0, |e| e.samples_seen() as f64 / e.rate() as f64)
     }
 
     /// Adds grid frame `index` (consecutive from 0).
-    pub fn push_frame(&mut self, index: u64, image: &Image, sink: &mut dyn Sink) -> Result<(), EngineError> {
+    pub fn push_frame(
+        &mut self,
+        index: u64,
+        image: &Image,
+        sink: &mut dyn Sink,
+    ) -> Result<(), EngineError> {
         let t0 = Instant::now();
         self.predictor.push_frame(index, image)?;
         self.last_frame = Some(index);
@@ -163,14 +178,25 @@ impl Engine {
     }
 
     /// Adds audio (first channel, [-1, 1]) at `rate` Hz, continuing the previous block.
-    pub fn push_audio(&mut self, rate: u32, samples: &[f32], sink: &mut dyn Sink) -> Result<(), EngineError> {
+    pub fn push_audio(
+        &mut self,
+        rate: u32,
+        samples: &[f32],
+        sink: &mut dyn Sink,
+    ) -> Result<(), EngineError> {
         let t0 = Instant::now();
         let env = match &mut self.envelope {
-            Some(e) if e.rate() != rate => return Err(EngineError::RateChanged { from: e.rate(), to: rate }),
+            Some(e) if e.rate() != rate => {
+                return Err(EngineError::RateChanged {
+                    from: e.rate(),
+                    to: rate,
+                });
+            }
             Some(e) => e,
             None => {
                 self.refiner = Refiner::new(rate);
-                self.envelope.insert(EnvelopeStream::new(self.cfg.envelope_mode, rate))
+                self.envelope
+                    .insert(EnvelopeStream::new(self.cfg.envelope_mode, rate))
             }
         };
         self.refiner.push(samples);
@@ -196,7 +222,7 @@ impl Engine {
     /// No more video will come: the last window is predicted and every frame assigned.
     pub fn finish_video(&mut self, sink: &mut dyn Sink) -> Result<(), EngineError> {
         if let Some(last) = self.last_frame {
-            if self.last_window.as_ref().is_none_or(|w| w.end != last) {
+            if self.last_window.as_ref().is_none_or(|w| w.out.end != last) {
                 self.run_window(true)?;
             }
             if self.assigned_upto <= last {
@@ -221,15 +247,11 @@ impl Engine {
     }
 
     fn run_window(&mut self, last: bool) -> Result<(), EngineError> {
-        match self.predictor.predict() {
+        let out = match self.predictor.predict() {
             Ok(w) => {
                 self.stats.windows += 1;
                 self.bad_in_a_row = 0;
-                self.last_window_classes = w.classes.clone().map(std::sync::Arc::new);
-                let end = w.end;
-                self.last_window = Some(w);
-                // Frames up to end - 1 take this window; `end` waits for the next one.
-                self.assign(if last { end + 1 } else { end });
+                w
             }
             Err(ModelError::BadOutput { output, reason }) => {
                 self.stats.bad_windows += 1;
@@ -237,47 +259,62 @@ impl Engine {
                 if self.bad_in_a_row >= MAX_BAD_WINDOWS_IN_A_ROW {
                     return Err(ModelError::BadOutput {
                         output,
-                        reason: format!("{reason} ({} windows in a row; the model is unusable)", self.bad_in_a_row),
+                        reason: format!(
+                            "{reason} ({} windows in a row; the model is unusable)",
+                            self.bad_in_a_row
+                        ),
                     }
                     .into());
                 }
-                log::warn!("model output {output:?} is invalid ({reason}); window skipped, its frames predicted 0");
-                self.last_window = None;
-                self.last_window_classes = None;
+                log::warn!(
+                    "model output {output:?} is invalid ({reason}); window skipped, its frames predicted 0"
+                );
                 let end = self.last_frame.unwrap_or(0);
                 let start = end.saturating_sub(self.predictor.frames() as u64 - 1);
-                self.last_window = Some(WindowOutput {
+                WindowOutput {
                     start,
                     end,
                     envelope: vec![0.0; (end - start + 1) as usize],
                     classes: None,
-                });
-                self.assign(if last { end + 1 } else { end });
+                }
             }
             Err(e) => return Err(e.into()),
-        }
+        };
+        let end = out.end;
+        let classes = out.classes.clone().map(Arc::new);
+        self.prev_window = self.last_window.replace(Win { out, classes });
+        // Frames up to end - 1 take this window; `end` waits for the next one.
+        self.assign(if last { end + 1 } else { end });
         Ok(())
     }
 
-    /// Assigns the last window's predictions to frames `assigned_upto..upto`.
+    /// Assigns predictions to frames `assigned_upto..upto`: from the newest window, or from the
+    /// one before for a frame the newest does not cover.
     fn assign(&mut self, upto: u64) {
-        let Some(w) = &self.last_window else { return };
         while self.assigned_upto < upto {
             let k = self.assigned_upto;
-            let predicted = if k >= w.start && k <= w.end { w.envelope[(k - w.start) as usize] } else { 0.0 };
+            let Some(w) = [&self.last_window, &self.prev_window]
+                .into_iter()
+                .flatten()
+                .find(|w| w.out.start <= k && k <= w.out.end)
+            else {
+                return; // no window yet covers k
+            };
             self.pending.push_back(Pending {
                 index: k,
-                predicted,
-                classes: self.last_window_classes.clone(),
-                win_start: w.start,
-                win_end: w.end,
+                predicted: w.out.envelope[(k - w.out.start) as usize],
+                classes: w.classes.clone(),
+                win_start: w.out.start,
+                win_end: w.out.end,
             });
             self.assigned_upto += 1;
         }
     }
 
     fn raw_at(&self, k: u64) -> Option<f32> {
-        k.checked_sub(self.raw_base).and_then(|i| self.raw.get(i as usize)).copied()
+        k.checked_sub(self.raw_base)
+            .and_then(|i| self.raw.get(i as usize))
+            .copied()
     }
 
     /// Moves every final frame to the detector, in order.
@@ -343,7 +380,10 @@ impl Engine {
             .pending
             .front()
             .map_or(self.assigned_upto, |p| p.win_start)
-            .min(self.assigned_upto.saturating_sub(self.predictor.frames() as u64));
+            .min(
+                self.assigned_upto
+                    .saturating_sub(self.predictor.frames() as u64),
+            );
         // The detector keeps its own history; the engine only needs window ranges.
         while self.raw_base < keep_from && !self.raw.is_empty() {
             self.raw.pop_front();
@@ -398,10 +438,21 @@ impl Engine {
     }
 
     fn class_of(&self, frame: u64) -> (Option<String>, Option<f32>) {
-        let Some(p) = self.recent.iter().find(|p| p.index == frame) else { return (None, None) };
-        let Some(probs) = &p.classes else { return (None, None) };
-        let (i, c) = probs.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).expect("non-empty classes");
-        (self.class_names.get(i).cloned(), Some(round(*c as f64, 3) as f32))
+        let Some(p) = self.recent.iter().find(|p| p.index == frame) else {
+            return (None, None);
+        };
+        let Some(probs) = &p.classes else {
+            return (None, None);
+        };
+        let (i, c) = probs
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .expect("non-empty classes");
+        (
+            self.class_names.get(i).cloned(),
+            Some(round(*c as f64, 3) as f32),
+        )
     }
 }
 
@@ -419,7 +470,12 @@ pub struct Refiner {
 impl Refiner {
     /// Keeps the last 4 s of audio: enough for the detector's decision delay at any hop.
     pub fn new(rate: u32) -> Refiner {
-        Refiner { rate, ring: VecDeque::new(), base: 0, capacity: rate as usize * 4 }
+        Refiner {
+            rate,
+            ring: VecDeque::new(),
+            base: 0,
+            capacity: rate as usize * 4,
+        }
     }
 
     pub fn push(&mut self, samples: &[f32]) {
@@ -464,10 +520,17 @@ impl Refiner {
             }
             fine.push(acc / w as f64);
         }
-        let (peak_i, &peak) = fine.iter().enumerate().skip(w).max_by(|a, b| a.1.total_cmp(b.1))?;
+        let (peak_i, &peak) = fine
+            .iter()
+            .enumerate()
+            .skip(w)
+            .max_by(|a, b| a.1.total_cmp(b.1))?;
         // Background: the quietest 1-ms level in the 60 ms before the peak.
         let look = ((0.06 * r) as usize).min(peak_i);
-        let background = fine[peak_i - look..=peak_i].iter().cloned().fold(f64::INFINITY, f64::min);
+        let background = fine[peak_i - look..=peak_i]
+            .iter()
+            .cloned()
+            .fold(f64::INFINITY, f64::min);
         let threshold = background + 0.3 * (peak - background);
         let mut onset = peak_i;
         while onset > 0 && fine[onset - 1] >= threshold {
@@ -475,7 +538,8 @@ impl Refiner {
         }
         // fine[i] averages the w samples ending at i: after a step at sample s it crosses 30 % of
         // the step at i = s + 0.3 w - 1, so the onset is that crossing moved back.
-        let onset_sample = (lo as usize + onset + 1).saturating_sub((0.3 * w as f64).round() as usize);
+        let onset_sample =
+            (lo as usize + onset + 1).saturating_sub((0.3 * w as f64).round() as usize);
         Some(onset_sample as f64 / r)
     }
 }
@@ -498,7 +562,10 @@ mod tests {
         let t = r.onset(15).unwrap();
         assert!((t - 1.2345).abs() < 0.001, "{t}");
         // frame 14's search window also reaches it
-        assert!(r.onset(14).is_none_or(|t| (t - 1.2345).abs() < 0.001 || t < 1.2));
+        assert!(
+            r.onset(14)
+                .is_none_or(|t| (t - 1.2345).abs() < 0.001 || t < 1.2)
+        );
     }
 
     #[test]

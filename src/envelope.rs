@@ -56,7 +56,9 @@ impl std::str::FromStr for EnvelopeMode {
         match s {
             "seed" => Ok(EnvelopeMode::Seed),
             "frame-mean" => Ok(EnvelopeMode::FrameMean),
-            other => Err(format!("unknown envelope mode {other:?} (expected \"seed\" or \"frame-mean\")")),
+            other => Err(format!(
+                "unknown envelope mode {other:?} (expected \"seed\" or \"frame-mean\")"
+            )),
         }
     }
 }
@@ -112,7 +114,10 @@ fn frame_span(mode: EnvelopeMode, rate: u32, k: u64) -> FrameSpan {
         EnvelopeMode::Seed => {
             // floor(k * rate / 12 + 0.5) = floor((2 k rate + 12) / 24)
             let c = (2 * k * r + fps).div_euclid(2 * fps);
-            FrameSpan { start: c, end: c + 1 }
+            FrameSpan {
+                start: c,
+                end: c + 1,
+            }
         }
         EnvelopeMode::FrameMean => {
             // samples n with (k - 0.5) / 12 <= n / rate < (k + 0.5) / 12
@@ -200,7 +205,10 @@ impl EnvelopeStream {
                 break;
             }
             let raw = self.compute(span, self.total);
-            out.push(EnvFrame { index: self.next_frame, raw });
+            out.push(EnvFrame {
+                index: self.next_frame,
+                raw,
+            });
             self.next_frame += 1;
             self.discard();
         }
@@ -222,9 +230,15 @@ impl EnvelopeStream {
             if span.start >= n {
                 break;
             }
-            let span = FrameSpan { start: span.start, end: span.end.min(n) };
+            let span = FrameSpan {
+                start: span.start,
+                end: span.end.min(n),
+            };
             let raw = self.compute(span, n);
-            out.push(EnvFrame { index: self.next_frame, raw });
+            out.push(EnvFrame {
+                index: self.next_frame,
+                raw,
+            });
             self.next_frame += 1;
         }
     }
@@ -286,7 +300,9 @@ pub fn frame_count(mode: EnvelopeMode, rate: u32, n: u64) -> u64 {
     // Frames whose span starts inside the signal; spans start in increasing order.
     let fps = GRID_FPS as u64;
     let approx = n * fps / rate as u64 + 2;
-    (0..=approx).take_while(|&k| frame_span(mode, rate, k).start < n as i64).count() as u64
+    (0..=approx)
+        .take_while(|&k| frame_span(mode, rate, k).start < n as i64)
+        .count() as u64
 }
 
 /// DESIGN.md step 5: scale a window to [0, 1] by its min and max. A silent window (max below
@@ -303,14 +319,20 @@ pub fn minmax_scale_into(raw: &[f32], out: &mut [f32]) {
     let (min, max) = raw
         .iter()
         .filter(|v| v.is_finite())
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        });
     let range = max - min;
     if !(max >= SILENCE_FLOOR) || !(range > 1e-6 * max) {
         out.iter_mut().for_each(|v| *v = 0.0);
         return;
     }
     for (o, &v) in out.iter_mut().zip(raw) {
-        *o = if v.is_finite() { ((v - min) / range).clamp(0.0, 1.0) } else { 0.0 };
+        *o = if v.is_finite() {
+            ((v - min) / range).clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
     }
 }
 
@@ -351,12 +373,20 @@ mod tests {
 
     fn signal(n: usize, seed: u64) -> Vec<f32> {
         // deterministic pseudo-random knocks on noise
-        let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let mut state = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (0..n)
             .map(|i| {
-                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 let noise = ((state >> 33) as f32 / (1u64 << 31) as f32 - 0.5) * 0.02;
-                let knock = if i % 3001 < 40 { 0.8 * (-(((i % 3001) as f32) / 10.0)).exp() } else { 0.0 };
+                let knock = if i % 3001 < 40 {
+                    0.8 * (-(((i % 3001) as f32) / 10.0)).exp()
+                } else {
+                    0.0
+                };
                 noise + knock
             })
             .collect()
@@ -370,8 +400,16 @@ mod tests {
         assert!((w.iter().sum::<f64>() - 1.0).abs() < 1e-12);
         // Values printed by scipy 1.x: gaussian_filter1d(unit impulse, 200) at 0, 400 and 800
         // samples from the impulse.
-        for (offset, want) in [(0, 0.0019948364295035333), (400, 0.0002699717531975739), (800, 6.691930708769192e-07)] {
-            assert!((w[800 + offset] - want).abs() < 1e-15, "{offset}: {} vs {want}", w[800 + offset]);
+        for (offset, want) in [
+            (0, 0.0019948364295035333),
+            (400, 0.0002699717531975739),
+            (800, 6.691930708769192e-07),
+        ] {
+            assert!(
+                (w[800 + offset] - want).abs() < 1e-15,
+                "{offset}: {} vs {want}",
+                w[800 + offset]
+            );
         }
         // 16 kHz: sigma 72.56, radius int(290.7) = 290; scipy gives 0.005498266482746425 at 0
         // and 1.8699884013881413e-06 at 290.
@@ -401,7 +439,10 @@ mod tests {
                 assert_eq!(got.len(), want.len(), "{mode} at {rate}");
                 assert_eq!(got.len() as u64, frame_count(mode, rate, x.len() as u64));
                 for (k, (g, w)) in got.iter().zip(&want).enumerate() {
-                    assert!((*g as f64 - w).abs() < 1e-6, "{mode} {rate} frame {k}: {g} vs {w}");
+                    assert!(
+                        (*g as f64 - w).abs() < 1e-6,
+                        "{mode} {rate} frame {k}: {g} vs {w}"
+                    );
                 }
             }
         }
@@ -442,7 +483,11 @@ mod tests {
 
     #[test]
     fn silent_and_constant_signals_give_zeros() {
-        for x in [vec![0.0f32; 20_000], vec![0.25f32; 20_000], vec![-0.5f32; 20_000]] {
+        for x in [
+            vec![0.0f32; 20_000],
+            vec![0.25f32; 20_000],
+            vec![-0.5f32; 20_000],
+        ] {
             for mode in [EnvelopeMode::Seed, EnvelopeMode::FrameMean] {
                 let raw = envelope_batch(mode, 16_000, &x);
                 assert!(raw.iter().all(|v| v.is_finite()));
@@ -458,7 +503,10 @@ mod tests {
     fn minmax_scales_to_unit_range_and_ignores_nan() {
         let s = minmax_scale(&[0.1, 0.3, 0.2, f32::NAN]);
         let want = [0.0, 1.0, 0.5, 0.0];
-        assert!(s.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6), "{s:?}");
+        assert!(
+            s.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6),
+            "{s:?}"
+        );
     }
 
     #[test]

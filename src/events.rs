@@ -101,7 +101,11 @@ impl<W: Write> Sink for EnvelopeCsv<W> {
         Ok(())
     }
     fn frame(&mut self, r: &FrameRow) -> io::Result<()> {
-        writeln!(self.out, "{},{:.6},{:.6},{:.6},{:.9}", r.frame, r.t, r.predicted, r.observed, r.observed_raw)
+        writeln!(
+            self.out,
+            "{},{:.6},{:.6},{:.6},{:.9}",
+            r.frame, r.t, r.predicted, r.observed, r.observed_raw
+        )
     }
     fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
@@ -173,7 +177,16 @@ mod tests {
         let line = String::from_utf8(s.out).unwrap();
         assert!(line.ends_with('\n') && line.matches('\n').count() == 1);
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-        for key in ["id", "kind", "t", "frame", "confidence", "predicted", "observed", "ts"] {
+        for key in [
+            "id",
+            "kind",
+            "t",
+            "frame",
+            "confidence",
+            "predicted",
+            "observed",
+            "ts",
+        ] {
             assert!(v.get(key).is_some(), "missing {key} in {line}");
         }
         assert_eq!(v["kind"], "impact");

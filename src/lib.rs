@@ -2,14 +2,14 @@
 //! video with the envelope heard by the microphone. See ARCHITECTURE.md for the map of the code
 //! and DESIGN.md's contracts it implements.
 
-pub mod media;
-pub mod sources;
-pub mod envelope;
-pub mod eval;
-pub mod model;
-pub mod preprocess;
+pub mod config;
 pub mod detector;
 pub mod engine;
+pub mod envelope;
+pub mod eval;
 pub mod events;
-pub mod config;
+pub mod media;
+pub mod model;
+pub mod preprocess;
 pub mod replay;
+pub mod sources;

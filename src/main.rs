@@ -112,16 +112,24 @@ struct Failure {
 
 impl<E: Into<anyhow::Error>> From<E> for Failure {
     fn from(e: E) -> Self {
-        Failure { code: Exit::Runtime, error: e.into() }
+        Failure {
+            code: Exit::Runtime,
+            error: e.into(),
+        }
     }
 }
 
 fn fail(code: Exit, error: impl Into<anyhow::Error>) -> Failure {
-    Failure { code, error: error.into() }
+    Failure {
+        code,
+        error: error.into(),
+    }
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).format_timestamp_millis().init();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_timestamp_millis()
+        .init();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Replay(a) => cmd_replay(a),
@@ -150,7 +158,8 @@ fn replay_failure(e: ReplayError) -> Failure {
 }
 
 fn model_path(cli: Option<PathBuf>, cfg: &RawConfig) -> PathBuf {
-    cli.or_else(|| (!cfg.model.path.as_os_str().is_empty()).then(|| cfg.model.path.clone())).unwrap_or_else(default_model_path)
+    cli.or_else(|| (!cfg.model.path.as_os_str().is_empty()).then(|| cfg.model.path.clone()))
+        .unwrap_or_else(default_model_path)
 }
 
 fn cmd_replay(a: ReplayArgs) -> Result<(), Failure> {
@@ -161,12 +170,19 @@ fn cmd_replay(a: ReplayArgs) -> Result<(), Failure> {
     if let Some(p) = &a.events {
         cfg.events.path = p.clone();
     }
-    cfg.check().map_err(|e| fail(Exit::Usage, anyhow::anyhow!("{e}")))?;
+    cfg.check()
+        .map_err(|e| fail(Exit::Usage, anyhow::anyhow!("{e}")))?;
     let input = match a.media {
-        Some(media) => Input::Files { media, audio: a.audio },
+        Some(media) => Input::Files {
+            media,
+            audio: a.audio,
+        },
         None => {
             if a.audio.is_some() {
-                return Err(fail(Exit::Usage, anyhow::anyhow!("--audio needs a MEDIA file for the video")));
+                return Err(fail(
+                    Exit::Usage,
+                    anyhow::anyhow!("--audio needs a MEDIA file for the video"),
+                ));
             }
             log::info!("no MEDIA given: replaying the built-in synthetic scene");
             Input::BuiltIn
@@ -193,7 +209,8 @@ fn cmd_replay(a: ReplayArgs) -> Result<(), Failure> {
     };
     let mut csv = match &a.envelopes {
         Some(p) => Some(EnvelopeCsv::new(BufWriter::new(
-            File::create(p).with_context(|| format!("creating the envelopes file {}", p.display()))?,
+            File::create(p)
+                .with_context(|| format!("creating the envelopes file {}", p.display()))?,
         ))?),
         None => None,
     };
@@ -223,20 +240,26 @@ fn cmd_replay(a: ReplayArgs) -> Result<(), Failure> {
 fn cmd_eval(a: EvalArgs) -> Result<(), Failure> {
     let cfg = load_config(a.config.as_deref())?;
     let model = model_path(a.model, &cfg);
-    impactd::eval::run::run_cli(&a.manifest, &model, &cfg, a.envelope, a.json.as_deref()).map_err(|e| {
-        let code = match &e {
-            impactd::eval::run::EvalError::Replay { source, .. } => replay_failure_code(source),
-            impactd::eval::run::EvalError::Manifest { .. } => Exit::Usage,
-            impactd::eval::run::EvalError::Write { .. } => Exit::Runtime,
-        };
-        fail(code, e)
-    })
+    impactd::eval::run::run_cli(&a.manifest, &model, &cfg, a.envelope, a.json.as_deref()).map_err(
+        |e| {
+            let code = match &e {
+                impactd::eval::run::EvalError::Replay { source, .. } => replay_failure_code(source),
+                impactd::eval::run::EvalError::Manifest { .. } => Exit::Usage,
+                impactd::eval::run::EvalError::Write { .. } => Exit::Runtime,
+            };
+            fail(code, e)
+        },
+    )
 }
 
 fn replay_failure_code(e: &ReplayError) -> Exit {
     match e {
-        ReplayError::Source(_) | ReplayError::NoFrames(_) | ReplayError::StdinNeedsAudio => Exit::Media,
-        ReplayError::Model(_) | ReplayError::Engine(impactd::engine::EngineError::Model(_)) => Exit::Model,
+        ReplayError::Source(_) | ReplayError::NoFrames(_) | ReplayError::StdinNeedsAudio => {
+            Exit::Media
+        }
+        ReplayError::Model(_) | ReplayError::Engine(impactd::engine::EngineError::Model(_)) => {
+            Exit::Model
+        }
         _ => Exit::Runtime,
     }
 }
@@ -244,27 +267,48 @@ fn replay_failure_code(e: &ReplayError) -> Exit {
 fn cmd_check_config(path: &Path) -> Result<(), Failure> {
     let cfg = RawConfig::load(path).map_err(|e| fail(Exit::Usage, e))?;
     if !cfg.model.path.as_os_str().is_empty() {
-        ModelSpec::load(&cfg.model.path)
-            .map_err(|e| fail(Exit::Usage, anyhow::anyhow!("{}: model.path: {e}", path.display())))?;
+        ModelSpec::load(&cfg.model.path).map_err(|e| {
+            fail(
+                Exit::Usage,
+                anyhow::anyhow!("{}: model.path: {e}", path.display()),
+            )
+        })?;
     }
     println!("{}: ok", path.display());
     Ok(())
 }
 
 fn cmd_model_info(path: &Path) -> Result<(), Failure> {
-    let (pred, spec) = replay::load_model(path, BackendKind::Tract).map_err(|e| fail(Exit::Model, e))?;
+    let (pred, spec) =
+        replay::load_model(path, BackendKind::Tract).map_err(|e| fail(Exit::Model, e))?;
     println!("model:    {}", spec.onnx_path.display());
     println!("sidecar:  {}", spec.sidecar_path.display());
     println!("summary:  {}", spec.summary());
-    println!("input:    {:?} {:?}", spec.sidecar.input.name, spec.input_shape());
-    println!("output:   {:?} {:?}", spec.sidecar.output.envelope, spec.envelope_shape());
+    println!(
+        "input:    {:?} {:?}",
+        spec.sidecar.input.name,
+        spec.input_shape()
+    );
+    println!(
+        "output:   {:?} {:?}",
+        spec.sidecar.output.envelope,
+        spec.envelope_shape()
+    );
     if !spec.sidecar.output.classes.is_empty() {
-        println!("classes:  {:?} -> {}", spec.sidecar.output.class_logits, spec.sidecar.output.classes.join(", "));
+        println!(
+            "classes:  {:?} -> {}",
+            spec.sidecar.output.class_logits,
+            spec.sidecar.output.classes.join(", ")
+        );
     }
     if !spec.sidecar.model.description.is_empty() {
         println!("about:    {}", spec.sidecar.model.description);
     }
-    println!("frames:   {} per window at {} fps", pred.frames(), spec.sidecar.model.fps);
+    println!(
+        "frames:   {} per window at {} fps",
+        pred.frames(),
+        spec.sidecar.model.fps
+    );
     println!("shapes:   checked against the ONNX graph (tract): ok");
     Ok(())
 }

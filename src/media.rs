@@ -34,14 +34,27 @@ pub struct Image {
 
 impl Image {
     pub fn new(width: u32, height: u32, format: PixelFormat, data: Vec<u8>) -> Image {
-        debug_assert_eq!(data.len(), width as usize * height as usize * format.bytes_per_pixel());
-        Image { width, height, format, data }
+        debug_assert_eq!(
+            data.len(),
+            width as usize * height as usize * format.bytes_per_pixel()
+        );
+        Image {
+            width,
+            height,
+            format,
+            data,
+        }
     }
 
     /// A uniformly filled image, mostly for tests and padding.
     pub fn filled(width: u32, height: u32, format: PixelFormat, value: u8) -> Image {
         let len = width as usize * height as usize * format.bytes_per_pixel();
-        Image { width, height, format, data: vec![value; len] }
+        Image {
+            width,
+            height,
+            format,
+            data: vec![value; len],
+        }
     }
 }
 

@@ -5,7 +5,10 @@
 //! average), which is what a downscale to a small model input wants and what is easy to match in
 //! numpy when training.
 
-use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer, images::Image as FirImage, images::ImageRef};
+use fast_image_resize::{
+    FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer, images::Image as FirImage,
+    images::ImageRef,
+};
 
 use crate::media::{Image, PixelFormat};
 use crate::model::{Colour, SidecarInput};
@@ -79,11 +82,16 @@ impl Preprocessor {
         let pixel = self.resized.pixel_type();
         let (w, h) = (self.width as usize, self.height as usize);
         if image.width == self.width && image.height == self.height {
-            self.resized.buffer_mut().copy_from_slice(&src[..w * h * pixel.size()]);
+            self.resized
+                .buffer_mut()
+                .copy_from_slice(&src[..w * h * pixel.size()]);
         } else {
             // Sizes are checked by the sources (non-zero, buffer length), so this cannot fail.
-            let src_ref = ImageRef::new(image.width, image.height, src, pixel).expect("image buffer matches its size");
-            self.resizer.resize(&src_ref, &mut self.resized, &self.options).expect("same pixel type");
+            let src_ref = ImageRef::new(image.width, image.height, src, pixel)
+                .expect("image buffer matches its size");
+            self.resizer
+                .resize(&src_ref, &mut self.resized, &self.options)
+                .expect("same pixel type");
         }
         let px = self.resized.buffer();
         out.clear();
@@ -127,10 +135,14 @@ impl Preprocessor {
 fn convert(image: &Image, want: PixelFormat, out: &mut Vec<u8>) {
     out.clear();
     match (image.format, want) {
-        (PixelFormat::Rgb8, PixelFormat::Gray8) => out.extend(image.data.chunks_exact(3).map(|p| {
-            ((77 * p[0] as u32 + 150 * p[1] as u32 + 29 * p[2] as u32 + 128) >> 8) as u8
-        })),
-        (PixelFormat::Gray8, PixelFormat::Rgb8) => image.data.iter().for_each(|&g| out.extend([g, g, g])),
+        (PixelFormat::Rgb8, PixelFormat::Gray8) => {
+            out.extend(image.data.chunks_exact(3).map(|p| {
+                ((77 * p[0] as u32 + 150 * p[1] as u32 + 29 * p[2] as u32 + 128) >> 8) as u8
+            }))
+        }
+        (PixelFormat::Gray8, PixelFormat::Rgb8) => {
+            image.data.iter().for_each(|&g| out.extend([g, g, g]))
+        }
         _ => out.extend_from_slice(&image.data),
     }
 }
@@ -157,12 +169,20 @@ mod tests {
     #[test]
     fn gray_downscale_averages_areas() {
         // 4x2 gray: left half 0, right half 255 -> 2x1: [0, 255] -> normalised (0 - .5)/.25 = -2, (1 - .5)/.25 = 2
-        let img = Image::new(4, 2, PixelFormat::Gray8, vec![0, 0, 255, 255, 0, 0, 255, 255]);
+        let img = Image::new(
+            4,
+            2,
+            PixelFormat::Gray8,
+            vec![0, 0, 255, 255, 0, 0, 255, 255],
+        );
         let mut p = Preprocessor::new(&input(Colour::Gray, 2, 1));
         let mut out = vec![];
         p.process(&img, &mut out);
         assert_eq!(out.len(), 2);
-        assert!((out[0] + 2.0).abs() < 1e-5 && (out[1] - 2.0).abs() < 1e-5, "{out:?}");
+        assert!(
+            (out[0] + 2.0).abs() < 1e-5 && (out[1] - 2.0).abs() < 1e-5,
+            "{out:?}"
+        );
     }
 
     #[test]
@@ -180,7 +200,11 @@ mod tests {
 
     #[test]
     fn gray_diff_is_zero_first_then_the_difference() {
-        let mut p = Preprocessor::new(&SidecarInput { mean: vec![0.0], std: vec![1.0], ..input(Colour::GrayDiff, 2, 2) });
+        let mut p = Preprocessor::new(&SidecarInput {
+            mean: vec![0.0],
+            std: vec![1.0],
+            ..input(Colour::GrayDiff, 2, 2)
+        });
         let mut out = vec![];
         p.process(&Image::filled(2, 2, PixelFormat::Gray8, 100), &mut out);
         assert!(out.iter().all(|v| *v == 0.0));
@@ -191,7 +215,11 @@ mod tests {
     #[test]
     fn rgb_source_for_gray_model_uses_luma() {
         let img = Image::new(1, 1, PixelFormat::Rgb8, vec![255, 255, 255]);
-        let mut p = Preprocessor::new(&SidecarInput { mean: vec![0.0], std: vec![1.0], ..input(Colour::Gray, 1, 1) });
+        let mut p = Preprocessor::new(&SidecarInput {
+            mean: vec![0.0],
+            std: vec![1.0],
+            ..input(Colour::Gray, 1, 1)
+        });
         let mut out = vec![];
         p.process(&img, &mut out);
         assert!((out[0] - 1.0).abs() < 1e-6);

@@ -28,7 +28,10 @@ use crate::sources::{self, AudioSource, SourceError, VideoSource};
 pub enum Input {
     /// A media file (video, and audio unless `audio` names another file). `-` is Y4M on stdin
     /// (then `audio` is required).
-    Files { media: PathBuf, audio: Option<PathBuf> },
+    Files {
+        media: PathBuf,
+        audio: Option<PathBuf>,
+    },
     /// The built-in synthetic scene.
     BuiltIn,
 }
@@ -86,7 +89,10 @@ enum Msg<T> {
 }
 
 /// Loads a model, resolving its envelope mode against an explicit choice.
-pub fn load_model(path: &Path, backend: crate::model::BackendKind) -> Result<(Box<dyn Predictor>, ModelSpec), ModelError> {
+pub fn load_model(
+    path: &Path,
+    backend: crate::model::BackendKind,
+) -> Result<(Box<dyn Predictor>, ModelSpec), ModelError> {
     let spec = ModelSpec::load(path)?;
     let backend = crate::model::backend(backend)?;
     let pred = predictor::load(path, backend.as_ref())?;
@@ -96,7 +102,9 @@ pub fn load_model(path: &Path, backend: crate::model::BackendKind) -> Result<(Bo
 /// Runs one replay, writing to `sink`.
 pub fn replay(opts: &ReplayOptions, sink: &mut dyn Sink) -> Result<ReplayReport, ReplayError> {
     let (predictor, spec) = load_model(&opts.model, opts.backend)?;
-    let mode = opts.envelope_mode.unwrap_or(spec.sidecar.model.envelope_mode);
+    let mode = opts
+        .envelope_mode
+        .unwrap_or(spec.sidecar.model.envelope_mode);
     if mode != spec.sidecar.model.envelope_mode {
         log::warn!(
             "envelope mode {mode} differs from the one {} was trained on ({}): predicted and observed may not agree",
@@ -123,15 +131,24 @@ pub fn replay(opts: &ReplayOptions, sink: &mut dyn Sink) -> Result<ReplayReport,
         .spawn(move || audio_loop(audio, atx))
         .map_err(|e| ReplayError::Thread(e.to_string()))?;
 
-    let cfg = EngineConfig { hop: opts.hop, envelope_mode: mode, detector: opts.detector.clone(), wall_origin: SystemTime::now() };
+    let cfg = EngineConfig {
+        hop: opts.hop,
+        envelope_mode: mode,
+        detector: opts.detector.clone(),
+        wall_origin: SystemTime::now(),
+    };
     let mut engine = Engine::new(cfg, predictor);
     let started = Instant::now();
     let result = drive(&mut engine, &vrx, &arx, sink, opts.realtime, started);
     // Unblock and join the decoders whatever happened.
     drop(vrx);
     drop(arx);
-    let tv = vthread.join().map_err(|_| ReplayError::Thread("video thread panicked".into()))?;
-    let ta = athread.join().map_err(|_| ReplayError::Thread("audio thread panicked".into()))?;
+    let tv = vthread
+        .join()
+        .map_err(|_| ReplayError::Thread("video thread panicked".into()))?;
+    let ta = athread
+        .join()
+        .map_err(|_| ReplayError::Thread("audio thread panicked".into()))?;
     result?;
     if engine.stats().frames == 0 {
         return Err(ReplayError::NoFrames(video_name));
@@ -155,7 +172,11 @@ fn open_input(input: &Input, format: PixelFormat) -> Result<Opened, ReplayError>
     match input {
         Input::BuiltIn => {
             let scene = Scene::default();
-            Ok((Box::new(scene.video(format)), Box::new(scene.audio()), PathBuf::from("(built-in scene)")))
+            Ok((
+                Box::new(scene.video(format)),
+                Box::new(scene.audio()),
+                PathBuf::from("(built-in scene)"),
+            ))
         }
         Input::Files { media, audio } => {
             if media.as_os_str() == "-" && audio.is_none() {
@@ -169,7 +190,10 @@ fn open_input(input: &Input, format: PixelFormat) -> Result<Opened, ReplayError>
     }
 }
 
-fn video_loop(mut src: Box<dyn VideoSource>, tx: crossbeam_channel::Sender<Msg<GridFrame>>) -> Duration {
+fn video_loop(
+    mut src: Box<dyn VideoSource>,
+    tx: crossbeam_channel::Sender<Msg<GridFrame>>,
+) -> Duration {
     let mut grid = GridResampler::new(0);
     let mut out = Vec::new();
     let mut spent = Duration::ZERO;
@@ -202,7 +226,10 @@ fn video_loop(mut src: Box<dyn VideoSource>, tx: crossbeam_channel::Sender<Msg<G
     }
 }
 
-fn audio_loop(mut src: Box<dyn AudioSource>, tx: crossbeam_channel::Sender<Msg<AudioBlock>>) -> Duration {
+fn audio_loop(
+    mut src: Box<dyn AudioSource>,
+    tx: crossbeam_channel::Sender<Msg<AudioBlock>>,
+) -> Duration {
     let mut spent = Duration::ZERO;
     loop {
         let t0 = Instant::now();
@@ -235,19 +262,20 @@ fn drive(
     started: Instant,
 ) -> Result<(), ReplayError> {
     let mut audio_open = true;
-    let mut pump_audio = |engine: &mut Engine, until: f64, sink: &mut dyn Sink| -> Result<(), ReplayError> {
-        while audio_open && engine.audio_time() < until {
-            match arx.recv() {
-                Ok(Msg::Item(b)) => engine.push_audio(b.rate, &b.samples, sink)?,
-                Ok(Msg::Err(e)) => return Err(e.into()),
-                Err(_) => {
-                    audio_open = false;
-                    engine.finish_audio(sink)?;
+    let mut pump_audio =
+        |engine: &mut Engine, until: f64, sink: &mut dyn Sink| -> Result<(), ReplayError> {
+            while audio_open && engine.audio_time() < until {
+                match arx.recv() {
+                    Ok(Msg::Item(b)) => engine.push_audio(b.rate, &b.samples, sink)?,
+                    Ok(Msg::Err(e)) => return Err(e.into()),
+                    Err(_) => {
+                        audio_open = false;
+                        engine.finish_audio(sink)?;
+                    }
                 }
             }
-        }
-        Ok(())
-    };
+            Ok(())
+        };
     loop {
         match vrx.recv() {
             Ok(Msg::Item(f)) => {
@@ -260,7 +288,10 @@ fn drive(
                 }
                 pump_audio(engine, t + AUDIO_LEAD_S, sink)?;
                 if f.index != engine.next_frame_index() {
-                    return Err(ReplayError::Thread(format!("grid frame {} out of order", f.index)));
+                    return Err(ReplayError::Thread(format!(
+                        "grid frame {} out of order",
+                        f.index
+                    )));
                 }
                 engine.push_frame(f.index, &f.image, sink)?;
             }

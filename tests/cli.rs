@@ -8,7 +8,8 @@ use impactd::sources::synthetic::{Scene, Truth};
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_impactd"));
-    c.current_dir(env!("CARGO_MANIFEST_DIR")).env("RUST_LOG", "warn");
+    c.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("RUST_LOG", "warn");
     c
 }
 
@@ -60,7 +61,15 @@ fn builtin_scene_gives_its_ground_truth() {
 #[test]
 fn every_impact_once_whatever_the_hop() {
     let key = |out: &Output| -> Vec<(String, i64)> {
-        events(out).iter().map(|e| (e["kind"].as_str().unwrap().to_string(), (e["t"].as_f64().unwrap() * 12.0).round() as i64)).collect()
+        events(out)
+            .iter()
+            .map(|e| {
+                (
+                    e["kind"].as_str().unwrap().to_string(),
+                    (e["t"].as_f64().unwrap() * 12.0).round() as i64,
+                )
+            })
+            .collect()
     };
     let base = key(&run(&["replay", "--hop", "6"]));
     assert!(base.iter().filter(|(k, _)| k == "impact").count() >= 3);
@@ -68,7 +77,12 @@ fn every_impact_once_whatever_the_hop() {
         let out = run(&["replay", "--hop", hop]);
         assert!(out.status.success(), "{}", stderr(&out));
         let got = key(&out);
-        let impacts = |v: &Vec<(String, i64)>| v.iter().filter(|(k, _)| k == "impact").cloned().collect::<Vec<_>>();
+        let impacts = |v: &Vec<(String, i64)>| {
+            v.iter()
+                .filter(|(k, _)| k == "impact")
+                .cloned()
+                .collect::<Vec<_>>()
+        };
         assert_eq!(impacts(&got), impacts(&base), "hop {hop}");
     }
 }
@@ -77,19 +91,33 @@ fn every_impact_once_whatever_the_hop() {
 fn envelopes_csv_has_one_row_per_frame() {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("env.csv");
-    let out = run(&["replay", "--envelopes", csv.to_str().unwrap(), "--events", dir.path().join("ev.jsonl").to_str().unwrap()]);
+    let out = run(&[
+        "replay",
+        "--envelopes",
+        csv.to_str().unwrap(),
+        "--events",
+        dir.path().join("ev.jsonl").to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(out.stdout.is_empty(), "events went to the file, not stdout");
     let text = std::fs::read_to_string(&csv).unwrap();
     let mut lines = text.lines();
-    assert_eq!(lines.next(), Some("frame,t,predicted,observed,observed_raw"));
-    let rows: Vec<Vec<f64>> = lines.map(|l| l.split(',').map(|v| v.parse().unwrap()).collect()).collect();
+    assert_eq!(
+        lines.next(),
+        Some("frame,t,predicted,observed,observed_raw")
+    );
+    let rows: Vec<Vec<f64>> = lines
+        .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
+        .collect();
     // 16.5 s at 12 fps
     assert_eq!(rows.len(), 198);
     for (k, r) in rows.iter().enumerate() {
         assert_eq!(r[0] as usize, k);
         assert!((r[1] - k as f64 / 12.0).abs() < 1e-6);
-        assert!((0.0..=1.0).contains(&r[2]) && (0.0..=1.0).contains(&r[3]) && r[4] >= 0.0, "{r:?}");
+        assert!(
+            (0.0..=1.0).contains(&r[2]) && (0.0..=1.0).contains(&r[3]) && r[4] >= 0.0,
+            "{r:?}"
+        );
     }
     let ev = std::fs::read_to_string(dir.path().join("ev.jsonl")).unwrap();
     assert_eq!(ev.lines().count(), Scene::default().truth().len());
@@ -99,7 +127,10 @@ fn envelopes_csv_has_one_row_per_frame() {
 fn seed_envelope_mode_is_selectable() {
     let out = run(&["replay", "--envelope", "seed"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("differs from the one"), "a mode other than the model's is warned about");
+    assert!(
+        stderr(&out).contains("differs from the one"),
+        "a mode other than the model's is warned about"
+    );
     let out = run(&["replay", "--envelope", "loud"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("loud"));
@@ -122,7 +153,10 @@ fn check_config_accepts_the_example_and_names_bad_keys() {
         let out = run(&["check-config", p.to_str().unwrap()]);
         assert_eq!(out.status.code(), Some(2), "{text:?}");
         let err = stderr(&out);
-        assert!(err.contains(needle) && err.contains("bad.toml"), "{text:?}: {err}");
+        assert!(
+            err.contains(needle) && err.contains("bad.toml"),
+            "{text:?}: {err}"
+        );
     }
     let out = run(&["check-config", "/nonexistent/impactd.toml"]);
     assert_eq!(out.status.code(), Some(2));
@@ -143,17 +177,30 @@ fn model_info_describes_the_baseline() {
     let out = run(&["model-info", "models/motion-baseline.onnx"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("motion-baseline") && text.contains("[1, 1, 48, 64, 64]"), "{text}");
+    assert!(
+        text.contains("motion-baseline") && text.contains("[1, 1, 48, 64, 64]"),
+        "{text}"
+    );
 }
 
 fn fixture(name: &str) -> String {
-    Path::new("tests/fixtures/models").join(name).to_string_lossy().into_owned()
+    Path::new("tests/fixtures/models")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
 }
 
 #[test]
 fn bad_models_are_refused_with_both_sides_named() {
     for (model, needles) in [
-        ("wrong-frames.onnx", vec!["[1, 1, 24, 16, 16]", "[1, 1, 48, 16, 16]", "wrong-frames.toml"]),
+        (
+            "wrong-frames.onnx",
+            vec![
+                "[1, 1, 24, 16, 16]",
+                "[1, 1, 48, 16, 16]",
+                "wrong-frames.toml",
+            ],
+        ),
         ("wrong-size.onnx", vec!["16", "[1, 1, 48, 16, 32]"]),
         ("wrong-output.onnx", vec!["[1, 24]", "[1, 48]"]),
         ("corrupt.onnx", vec!["corrupt.onnx", "cannot load"]),
@@ -180,7 +227,10 @@ fn nan_and_out_of_range_outputs_stop_the_run() {
         let out = run(&["replay", "--model", &fixture(model)]);
         assert_eq!(out.status.code(), Some(4), "{model}: {}", stderr(&out));
         let err = stderr(&out);
-        assert!(err.contains("envelope") && err.contains("unusable"), "{model}: {err}");
+        assert!(
+            err.contains("envelope") && err.contains("unusable"),
+            "{model}: {err}"
+        );
         assert!(!err.contains("panicked"));
     }
 }
@@ -195,9 +245,16 @@ fn class_head_labels_impacts() {
     for e in impacts {
         // fixed logits [2.0, 0.5, -1.0]: softmax 0.786 for "hit"
         assert_eq!(e["class"], "hit");
-        assert!((e["class_confidence"].as_f64().unwrap() - 0.786).abs() < 0.002, "{e}");
+        assert!(
+            (e["class_confidence"].as_f64().unwrap() - 0.786).abs() < 0.002,
+            "{e}"
+        );
     }
-    assert!(ev.iter().filter(|e| e["kind"] != "impact").all(|e| e.get("class").is_none()));
+    assert!(
+        ev.iter()
+            .filter(|e| e["kind"] != "impact")
+            .all(|e| e.get("class").is_none())
+    );
 }
 
 #[test]

@@ -142,36 +142,66 @@ impl ModelSpec {
     /// Reads and checks the sidecar beside `onnx_path` (`x.onnx` -> `x.toml`).
     pub fn load(onnx_path: &Path) -> Result<ModelSpec, ModelError> {
         if !onnx_path.is_file() {
-            return Err(ModelError::NotFound { path: onnx_path.into() });
+            return Err(ModelError::NotFound {
+                path: onnx_path.into(),
+            });
         }
         let sidecar_path = onnx_path.with_extension("toml");
         let text = match std::fs::read_to_string(&sidecar_path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(ModelError::NoSidecar { path: onnx_path.into(), sidecar: sidecar_path });
+                return Err(ModelError::NoSidecar {
+                    path: onnx_path.into(),
+                    sidecar: sidecar_path,
+                });
             }
-            Err(e) => return Err(ModelError::Sidecar { path: sidecar_path, reason: e.to_string() }),
+            Err(e) => {
+                return Err(ModelError::Sidecar {
+                    path: sidecar_path,
+                    reason: e.to_string(),
+                });
+            }
         };
         let sidecar: Sidecar = toml::from_str(&text).map_err(|e| ModelError::Sidecar {
             path: sidecar_path.clone(),
             reason: e.to_string().trim_end().to_string(),
         })?;
-        let spec = ModelSpec { onnx_path: onnx_path.into(), sidecar_path, sidecar };
+        let spec = ModelSpec {
+            onnx_path: onnx_path.into(),
+            sidecar_path,
+            sidecar,
+        };
         spec.check()?;
         Ok(spec)
     }
 
     fn check(&self) -> Result<(), ModelError> {
         let s = &self.sidecar;
-        let bad = |reason: String| Err(ModelError::Sidecar { path: self.sidecar_path.clone(), reason });
+        let bad = |reason: String| {
+            Err(ModelError::Sidecar {
+                path: self.sidecar_path.clone(),
+                reason,
+            })
+        };
         if s.model.frames == 0 {
             return bad("model.frames must be at least 1".into());
         }
         if s.model.fps != crate::media::GRID_FPS {
-            return bad(format!("model.fps is {} but the engine's grid is {} fps", s.model.fps, crate::media::GRID_FPS));
+            return bad(format!(
+                "model.fps is {} but the engine's grid is {} fps",
+                s.model.fps,
+                crate::media::GRID_FPS
+            ));
         }
-        if s.input.width == 0 || s.input.height == 0 || s.input.width > 4096 || s.input.height > 4096 {
-            return bad(format!("input size {}x{} is out of range (1..=4096)", s.input.width, s.input.height));
+        if s.input.width == 0
+            || s.input.height == 0
+            || s.input.width > 4096
+            || s.input.height > 4096
+        {
+            return bad(format!(
+                "input size {}x{} is out of range (1..=4096)",
+                s.input.width, s.input.height
+            ));
         }
         let c = s.input.colour.channels();
         if s.input.mean.len() != c || s.input.std.len() != c {
@@ -182,14 +212,21 @@ impl ModelSpec {
                 s.input.std.len()
             ));
         }
-        if !(s.input.scale.is_finite() && s.input.scale > 0.0) || s.input.std.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
+        if !(s.input.scale.is_finite() && s.input.scale > 0.0)
+            || s.input.std.iter().any(|v| !(v.is_finite() && *v > 0.0))
+        {
             return bad("input.scale and input.std must be finite and positive".into());
         }
         if s.output.class_logits.is_empty() != s.output.classes.is_empty() {
-            return bad("output.class_logits and output.classes go together: name both or neither".into());
+            return bad(
+                "output.class_logits and output.classes go together: name both or neither".into(),
+            );
         }
         if s.model.form == Form::Streaming {
-            return bad("form \"streaming\" is not supported by this build yet; use a \"clip\" model".into());
+            return bad(
+                "form \"streaming\" is not supported by this build yet; use a \"clip\" model"
+                    .into(),
+            );
         }
         Ok(())
     }
@@ -205,7 +242,12 @@ impl ModelSpec {
     /// The window tensor's shape in the sidecar's layout.
     pub fn input_shape(&self) -> Vec<usize> {
         let i = &self.sidecar.input;
-        let (t, c, h, w) = (self.frames(), i.colour.channels(), i.height as usize, i.width as usize);
+        let (t, c, h, w) = (
+            self.frames(),
+            i.colour.channels(),
+            i.height as usize,
+            i.width as usize,
+        );
         match i.layout {
             Layout::NCTHW => vec![1, c, t, h, w],
             Layout::NTCHW => vec![1, t, c, h, w],
@@ -233,7 +275,11 @@ impl ModelSpec {
         format!(
             "{} v{} ({:?}, {} frames at {} fps, input {:?} {:?} {}x{}, envelope {}{})",
             self.name(),
-            if self.sidecar.model.version.is_empty() { "?" } else { &self.sidecar.model.version },
+            if self.sidecar.model.version.is_empty() {
+                "?"
+            } else {
+                &self.sidecar.model.version
+            },
             self.sidecar.model.form,
             self.frames(),
             self.sidecar.model.fps,
@@ -301,7 +347,9 @@ impl std::str::FromStr for BackendKind {
         match s {
             "tract" => Ok(BackendKind::Tract),
             "ort" => Ok(BackendKind::Ort),
-            o => Err(format!("unknown backend {o:?} (expected \"tract\" or \"ort\")")),
+            o => Err(format!(
+                "unknown backend {o:?} (expected \"tract\" or \"ort\")"
+            )),
         }
     }
 }

@@ -56,7 +56,10 @@ impl ClipPredictor {
     pub fn new(spec: ModelSpec, backend: &dyn Backend) -> Result<ClipPredictor, ModelError> {
         let mut outputs = vec![(spec.sidecar.output.envelope.clone(), spec.envelope_shape())];
         if !spec.sidecar.output.class_logits.is_empty() {
-            outputs.push((spec.sidecar.output.class_logits.clone(), vec![1, spec.sidecar.output.classes.len()]));
+            outputs.push((
+                spec.sidecar.output.class_logits.clone(),
+                vec![1, spec.sidecar.output.classes.len()],
+            ));
         }
         let graph = GraphSpec {
             path: spec.onnx_path.clone(),
@@ -67,7 +70,15 @@ impl ClipPredictor {
         };
         let session = backend.open(&graph)?;
         let pre = Preprocessor::new(&spec.sidecar.input);
-        Ok(ClipPredictor { spec, session, pre, ring: VecDeque::new(), spare: Vec::new(), last_index: None, input: Vec::new() })
+        Ok(ClipPredictor {
+            spec,
+            session,
+            pre,
+            ring: VecDeque::new(),
+            spare: Vec::new(),
+            last_index: None,
+            input: Vec::new(),
+        })
     }
 
     pub fn spec(&self) -> &ModelSpec {
@@ -88,7 +99,8 @@ impl ClipPredictor {
                 for c in 0..c_len {
                     for t in 0..t_len {
                         let dst = (c * t_len + t) * plane;
-                        self.input[dst..dst + plane].copy_from_slice(&frame_at(t)[c * plane..(c + 1) * plane]);
+                        self.input[dst..dst + plane]
+                            .copy_from_slice(&frame_at(t)[c * plane..(c + 1) * plane]);
                     }
                 }
             }
@@ -125,7 +137,9 @@ impl Predictor for ClipPredictor {
     fn push_frame(&mut self, index: u64, image: &Image) -> Result<(), ModelError> {
         let expected = self.last_index.map_or(0, |i| i + 1);
         if index != expected {
-            return Err(ModelError::Run(format!("grid frame {index} pushed, expected {expected}")));
+            return Err(ModelError::Run(format!(
+                "grid frame {index} pushed, expected {expected}"
+            )));
         }
         self.last_index = Some(index);
         let mut buf = if self.ring.len() == self.spec.frames() {
@@ -139,7 +153,9 @@ impl Predictor for ClipPredictor {
     }
 
     fn predict(&mut self) -> Result<WindowOutput, ModelError> {
-        let end = self.last_index.ok_or_else(|| ModelError::Run("predict before any frame".into()))?;
+        let end = self
+            .last_index
+            .ok_or_else(|| ModelError::Run("predict before any frame".into()))?;
         self.assemble();
         let outputs = self.session.run(&self.input)?;
         let t_len = self.spec.frames();
@@ -147,14 +163,27 @@ impl Predictor for ClipPredictor {
         let env_name = &self.spec.sidecar.output.envelope;
         let env = &outputs[0].data;
         if env.len() != t_len {
-            return Err(ModelError::BadOutput { output: env_name.clone(), reason: format!("{} values, expected {t_len}", env.len()) });
+            return Err(ModelError::BadOutput {
+                output: env_name.clone(),
+                reason: format!("{} values, expected {t_len}", env.len()),
+            });
         }
         if let Some((i, v)) = env.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-            return Err(ModelError::BadOutput { output: env_name.clone(), reason: format!("value {i} is {v}") });
+            return Err(ModelError::BadOutput {
+                output: env_name.clone(),
+                reason: format!("value {i} is {v}"),
+            });
         }
         // A little float slack; anything further out means the graph does not end in [0, 1].
-        if let Some((i, v)) = env.iter().enumerate().find(|(_, v)| **v < -1e-3 || **v > 1.0 + 1e-3) {
-            return Err(ModelError::BadOutput { output: env_name.clone(), reason: format!("value {i} is {v}, outside [0, 1]") });
+        if let Some((i, v)) = env
+            .iter()
+            .enumerate()
+            .find(|(_, v)| **v < -1e-3 || **v > 1.0 + 1e-3)
+        {
+            return Err(ModelError::BadOutput {
+                output: env_name.clone(),
+                reason: format!("value {i} is {v}, outside [0, 1]"),
+            });
         }
         let envelope: Vec<f32> = env[pad..].iter().map(|v| v.clamp(0.0, 1.0)).collect();
         let classes = match outputs.get(1) {
@@ -169,7 +198,12 @@ impl Predictor for ClipPredictor {
             }
             None => None,
         };
-        Ok(WindowOutput { start: end + 1 - self.ring.len() as u64, end, envelope, classes })
+        Ok(WindowOutput {
+            start: end + 1 - self.ring.len() as u64,
+            end,
+            envelope,
+            classes,
+        })
     }
 }
 
@@ -182,7 +216,10 @@ pub fn softmax(logits: &[f32]) -> Vec<f32> {
 }
 
 /// Loads the model at `onnx_path` (with its sidecar) on `backend`, in the form the sidecar names.
-pub fn load(onnx_path: &std::path::Path, backend: &dyn Backend) -> Result<Box<dyn Predictor>, ModelError> {
+pub fn load(
+    onnx_path: &std::path::Path,
+    backend: &dyn Backend,
+) -> Result<Box<dyn Predictor>, ModelError> {
     let spec = ModelSpec::load(onnx_path)?;
     match spec.sidecar.model.form {
         super::Form::Clip => Ok(Box::new(ClipPredictor::new(spec, backend)?)),

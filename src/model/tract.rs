@@ -21,7 +21,13 @@ struct TractSession {
 }
 
 fn fmt_shape(s: &[usize]) -> String {
-    format!("[{}]", s.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "))
+    format!(
+        "[{}]",
+        s.iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
 }
 
 impl Backend for TractBackend {
@@ -30,14 +36,25 @@ impl Backend for TractBackend {
     }
 
     fn open(&self, spec: &GraphSpec) -> Result<Box<dyn Session>, ModelError> {
-        let load_err = |e: TractError| ModelError::Load { path: spec.path.clone(), reason: format!("{e:#}") };
-        let shape_err = |reason: String| ModelError::Shape { path: spec.path.clone(), reason };
-        let mut model = tract_onnx::onnx().model_for_path(&spec.path).map_err(load_err)?;
+        let load_err = |e: TractError| ModelError::Load {
+            path: spec.path.clone(),
+            reason: format!("{e:#}"),
+        };
+        let shape_err = |reason: String| ModelError::Shape {
+            path: spec.path.clone(),
+            reason,
+        };
+        let mut model = tract_onnx::onnx()
+            .model_for_path(&spec.path)
+            .map_err(load_err)?;
 
         // The graph's own input: one input, named as the sidecar says, shape compatible.
         let inputs = model.input_outlets().map_err(load_err)?.to_vec();
         if inputs.len() != 1 {
-            return Err(shape_err(format!("the graph has {} inputs; impactd feeds exactly one", inputs.len())));
+            return Err(shape_err(format!(
+                "the graph has {} inputs; impactd feeds exactly one",
+                inputs.len()
+            )));
         }
         let in_name = model.node(inputs[0].node).name.clone();
         if in_name != spec.input_name {
@@ -47,13 +64,26 @@ impl Backend for TractBackend {
             )));
         }
         let fact = model.input_fact(0).map_err(load_err)?.clone();
-        let declared: Vec<Option<usize>> =
-            fact.shape.dims().map(|d| d.concretize().and_then(|d| d.to_i64().ok()).map(|d| d as usize)).collect();
+        let declared: Vec<Option<usize>> = fact
+            .shape
+            .dims()
+            .map(|d| {
+                d.concretize()
+                    .and_then(|d| d.to_i64().ok())
+                    .map(|d| d as usize)
+            })
+            .collect();
         let compatible = !fact.shape.is_open() && declared.len() == spec.input_shape.len()
             || fact.shape.is_open() && declared.len() <= spec.input_shape.len();
-        let dims_agree = declared.iter().zip(&spec.input_shape).all(|(d, want)| d.is_none_or(|d| d == *want));
+        let dims_agree = declared
+            .iter()
+            .zip(&spec.input_shape)
+            .all(|(d, want)| d.is_none_or(|d| d == *want));
         if !(compatible && dims_agree) {
-            let shown: Vec<String> = declared.iter().map(|d| d.map_or("?".into(), |d| d.to_string())).collect();
+            let shown: Vec<String> = declared
+                .iter()
+                .map(|d| d.map_or("?".into(), |d| d.to_string()))
+                .collect();
             return Err(shape_err(format!(
                 "input {:?} has shape [{}] in the ONNX graph but {} expects {}",
                 spec.input_name,
@@ -70,7 +100,12 @@ impl Backend for TractBackend {
         let outlets = model.output_outlets().map_err(load_err)?.to_vec();
         let names: Vec<String> = outlets
             .iter()
-            .map(|o| model.outlet_label(*o).map(String::from).unwrap_or_else(|| model.node(o.node).name.clone()))
+            .map(|o| {
+                model
+                    .outlet_label(*o)
+                    .map(String::from)
+                    .unwrap_or_else(|| model.node(o.node).name.clone())
+            })
             .collect();
         let mut output_index = Vec::new();
         for (want, _) in &spec.outputs {
@@ -97,27 +132,50 @@ impl Backend for TractBackend {
                 )));
             }
             if f.datum_type != f32::datum_type() {
-                return Err(shape_err(format!("output {want_name:?} is {:?}, not float32", f.datum_type)));
+                return Err(shape_err(format!(
+                    "output {want_name:?} is {:?}, not float32",
+                    f.datum_type
+                )));
             }
         }
-        let plan = typed.into_optimized().map_err(load_err)?.into_runnable().map_err(load_err)?;
+        let plan = typed
+            .into_optimized()
+            .map_err(load_err)?
+            .into_runnable()
+            .map_err(load_err)?;
         let state = TypedSimpleState::new(&plan).map_err(load_err)?;
-        Ok(Box::new(TractSession { plan, state, input_shape: spec.input_shape.clone(), output_index }))
+        Ok(Box::new(TractSession {
+            plan,
+            state,
+            input_shape: spec.input_shape.clone(),
+            output_index,
+        }))
     }
 }
 
 impl Session for TractSession {
     fn run(&mut self, input: &[f32]) -> Result<Vec<Output>, ModelError> {
-        let tensor = Tensor::from_shape(&self.input_shape, input).map_err(|e| ModelError::Run(format!("{e:#}")))?;
-        let outputs = self.state.run(tvec!(tensor.into_tvalue())).map_err(|e| ModelError::Run(format!("{e:#}")))?;
+        let tensor = Tensor::from_shape(&self.input_shape, input)
+            .map_err(|e| ModelError::Run(format!("{e:#}")))?;
+        let outputs = self
+            .state
+            .run(tvec!(tensor.into_tvalue()))
+            .map_err(|e| ModelError::Run(format!("{e:#}")))?;
         let _ = &self.plan;
         self.output_index
             .iter()
             .map(|&i| {
                 let t = &outputs[i];
-                let plain = t.try_as_plain_ram().map_err(|e| ModelError::Run(format!("{e:#}")))?;
-                let view = plain.as_slice::<f32>().map_err(|e| ModelError::Run(format!("{e:#}")))?;
-                Ok(Output { shape: t.shape().to_vec(), data: view.to_vec() })
+                let plain = t
+                    .try_as_plain_ram()
+                    .map_err(|e| ModelError::Run(format!("{e:#}")))?;
+                let view = plain
+                    .as_slice::<f32>()
+                    .map_err(|e| ModelError::Run(format!("{e:#}")))?;
+                Ok(Output {
+                    shape: t.shape().to_vec(),
+                    data: view.to_vec(),
+                })
             })
             .collect()
     }

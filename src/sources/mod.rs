@@ -7,8 +7,8 @@
 
 pub mod ffmpeg;
 pub mod grid;
-pub mod wav;
 pub mod synthetic;
+pub mod wav;
 pub mod y4m;
 
 use crate::media::{AudioBlock, PixelFormat, VideoFrame};
@@ -26,10 +26,16 @@ pub enum SourceError {
     Corrupt { path: PathBuf, reason: String },
     #[error("{path}: no {what} track")]
     NoTrack { path: PathBuf, what: &'static str },
-    #[error("ffmpeg is needed to read {path} (only .y4m video and .wav audio are read natively) but was not found on PATH; install it (Debian/Ubuntu: apt-get install ffmpeg) or convert the file to Y4M + WAV")]
+    #[error(
+        "ffmpeg is needed to read {path} (only .y4m video and .wav audio are read natively) but was not found on PATH; install it (Debian/Ubuntu: apt-get install ffmpeg) or convert the file to Y4M + WAV"
+    )]
     FfmpegMissing { path: PathBuf },
     #[error("{path}: {source}")]
-    Io { path: PathBuf, #[source] source: std::io::Error },
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Static facts about a video source, known once it is open.
@@ -68,7 +74,10 @@ pub trait AudioSource: Send {
 }
 
 fn extension(path: &Path) -> String {
-    path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase()
+    path.extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase()
 }
 
 /// Opens a video file (or `-` for Y4M on stdin), delivering frames in `format`.
@@ -96,9 +105,17 @@ pub fn open_audio(path: &Path) -> Result<Box<dyn AudioSource>, SourceError> {
 
 fn check_readable(path: &Path) -> Result<(), SourceError> {
     match std::fs::metadata(path) {
-        Ok(m) if m.len() == 0 => Err(SourceError::Corrupt { path: path.into(), reason: "the file is empty".into() }),
+        Ok(m) if m.len() == 0 => Err(SourceError::Corrupt {
+            path: path.into(),
+            reason: "the file is empty".into(),
+        }),
         Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(SourceError::NotFound { path: path.into() }),
-        Err(e) => Err(SourceError::Io { path: path.into(), source: e }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(SourceError::NotFound { path: path.into() })
+        }
+        Err(e) => Err(SourceError::Io {
+            path: path.into(),
+            source: e,
+        }),
     }
 }

@@ -58,10 +58,34 @@ impl Default for Scene {
             // Each event gets a 4-s model window of its own, so the baseline's per-window
             // normalisation sees it as the strongest motion there.
             drops: vec![
-                Drop { start: 1.0, x: 30.0, size: 18.0, shade: 235, silent: false },
-                Drop { start: 5.2, x: 80.0, size: 18.0, shade: 10, silent: false },
-                Drop { start: 10.6, x: 50.0, size: 44.0, shade: 250, silent: true },
-                Drop { start: 14.8, x: 120.0, size: 18.0, shade: 230, silent: false },
+                Drop {
+                    start: 1.0,
+                    x: 30.0,
+                    size: 18.0,
+                    shade: 235,
+                    silent: false,
+                },
+                Drop {
+                    start: 5.2,
+                    x: 80.0,
+                    size: 18.0,
+                    shade: 10,
+                    silent: false,
+                },
+                Drop {
+                    start: 10.6,
+                    x: 50.0,
+                    size: 44.0,
+                    shade: 250,
+                    silent: true,
+                },
+                Drop {
+                    start: 14.8,
+                    x: 120.0,
+                    size: 18.0,
+                    shade: 230,
+                    silent: false,
+                },
             ],
             claps: vec![8.0],
         }
@@ -88,7 +112,13 @@ impl Scene {
         let mut v: Vec<Truth> = self
             .drops
             .iter()
-            .map(|d| if d.silent { Truth::SilentImpact(d.landing()) } else { Truth::Impact(d.landing()) })
+            .map(|d| {
+                if d.silent {
+                    Truth::SilentImpact(d.landing())
+                } else {
+                    Truth::Impact(d.landing())
+                }
+            })
             .chain(self.claps.iter().map(|&c| Truth::UnseenSound(c)))
             .collect();
         v.sort_by(|a, b| time(a).total_cmp(&time(b)));
@@ -107,7 +137,10 @@ impl Scene {
                 height: self.height,
                 fps: self.fps,
                 format,
-                description: format!("built-in scene {}x{} {} fps, {} s", self.width, self.height, self.fps, self.duration),
+                description: format!(
+                    "built-in scene {}x{} {} fps, {} s",
+                    self.width, self.height, self.fps, self.duration
+                ),
             },
         }
     }
@@ -117,7 +150,11 @@ impl Scene {
             samples: self.render_audio(),
             pos: 0,
             rate: self.rate,
-            info: AudioInfo { rate: self.rate, channels: 1, description: format!("built-in scene {} Hz mono", self.rate) },
+            info: AudioInfo {
+                rate: self.rate,
+                channels: 1,
+                description: format!("built-in scene {} Hz mono", self.rate),
+            },
         }
     }
 
@@ -126,25 +163,39 @@ impl Scene {
         let n = (self.duration * self.rate as f64) as usize;
         let r = self.rate as f64;
         let mut rng = Lcg(0x5eed);
-        let mut x: Vec<f32> = (0..n).map(|_| (rng.next_f64() - 0.5) as f32 * 0.002).collect();
+        let mut x: Vec<f32> = (0..n)
+            .map(|_| (rng.next_f64() - 0.5) as f32 * 0.002)
+            .collect();
         for d in self.drops.iter().filter(|d| !d.silent) {
             let speed = GRAVITY * d.fall_time();
             let amp = (speed / 500.0).min(0.9);
             let start = (d.landing() * r).round() as usize;
             // Three damped partials; the pitch depends on the block's size.
             let base = 3000.0 / d.size * 20.0;
-            for (k, v) in x.iter_mut().skip(start).take((0.4 * r) as usize).enumerate() {
+            for (k, v) in x
+                .iter_mut()
+                .skip(start)
+                .take((0.4 * r) as usize)
+                .enumerate()
+            {
                 let t = k as f64 / r;
                 let s = [(1.0, 1.0, 0.05), (2.76, 0.5, 0.03), (5.4, 0.25, 0.015)]
                     .iter()
-                    .map(|(f, a, tau)| a * (-t / tau).exp() * (2.0 * std::f64::consts::PI * base * f * t).sin())
+                    .map(|(f, a, tau)| {
+                        a * (-t / tau).exp() * (2.0 * std::f64::consts::PI * base * f * t).sin()
+                    })
                     .sum::<f64>();
                 *v += (amp * s / 1.75) as f32;
             }
         }
         for &c in &self.claps {
             let start = (c * r).round() as usize;
-            for (k, v) in x.iter_mut().skip(start).take((0.05 * r) as usize).enumerate() {
+            for (k, v) in x
+                .iter_mut()
+                .skip(start)
+                .take((0.05 * r) as usize)
+                .enumerate()
+            {
                 let t = k as f64 / r;
                 *v += ((rng.next_f64() - 0.5) * 1.2 * (-t / 0.008).exp()) as f32;
             }
@@ -180,9 +231,14 @@ impl Scene {
         }
         match format {
             PixelFormat::Gray8 => Image::new(self.width, self.height, format, gray),
-            PixelFormat::Rgb8 => {
-                Image::new(self.width, self.height, format, gray.iter().flat_map(|&g| [g, g, g.saturating_add(10)]).collect())
-            }
+            PixelFormat::Rgb8 => Image::new(
+                self.width,
+                self.height,
+                format,
+                gray.iter()
+                    .flat_map(|&g| [g, g, g.saturating_add(10)])
+                    .collect(),
+            ),
         }
     }
 }
@@ -197,7 +253,10 @@ fn time(t: &Truth) -> f64 {
 struct Lcg(u64);
 impl Lcg {
     fn next_f64(&mut self) -> f64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 11) as f64 / (1u64 << 53) as f64
     }
 }
@@ -222,7 +281,10 @@ impl VideoSource for SceneVideo {
         let t = self.next as f64 / self.scene.fps;
         let image = self.scene.render_frame(t, self.next, self.format);
         self.next += 1;
-        Ok(Some(VideoFrame { pts_ns: (t * NS_PER_S as f64).round() as i64, image }))
+        Ok(Some(VideoFrame {
+            pts_ns: (t * NS_PER_S as f64).round() as i64,
+            image,
+        }))
     }
 }
 
@@ -263,7 +325,10 @@ mod tests {
         let t = s.truth();
         assert_eq!(t.len(), 5);
         assert!(t.windows(2).all(|w| time(&w[0]) <= time(&w[1])));
-        assert!(t.iter().all(|x| time(x) > 0.5 && time(x) < s.duration - 0.5));
+        assert!(
+            t.iter()
+                .all(|x| time(x) > 0.5 && time(x) < s.duration - 0.5)
+        );
     }
 
     #[test]
@@ -275,7 +340,9 @@ mod tests {
             let t = time(&tr);
             let i = (t * r) as usize;
             let peak = x[i..i + 400].iter().fold(0.0f32, |m, v| m.max(v.abs()));
-            let before = x[i - 2000..i - 100].iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let before = x[i - 2000..i - 100]
+                .iter()
+                .fold(0.0f32, |m, v| m.max(v.abs()));
             match tr {
                 Truth::SilentImpact(_) => assert!(peak < 0.01, "{tr:?}: {peak}"),
                 _ => assert!(peak > 0.1 && before < 0.01, "{tr:?}: {peak} {before}"),
