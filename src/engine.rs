@@ -11,7 +11,9 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
+
+use crate::cputime::CpuInstant;
 
 use crate::detector::{Detection, Detector, DetectorConfig, FrameValues, Kind};
 use crate::envelope::{EnvFrame, EnvelopeMode, EnvelopeStream, minmax_scale_into};
@@ -60,7 +62,10 @@ pub struct Stats {
     /// Frames past the end of the audio (observed taken as silence).
     pub frames_without_audio: u64,
     pub time_envelope: Duration,
-    pub time_preprocess_and_model: Duration,
+    /// Preprocessing (resize, colour, normalisation) of each grid frame.
+    pub time_preprocess: Duration,
+    /// Window assembly and inference.
+    pub time_model: Duration,
     pub time_detector: Duration,
 }
 
@@ -166,14 +171,16 @@ impl Engine {
         image: &Image,
         sink: &mut dyn Sink,
     ) -> Result<(), EngineError> {
-        let t0 = Instant::now();
+        let t0 = CpuInstant::now();
         self.predictor.push_frame(index, image)?;
         self.last_frame = Some(index);
         self.stats.frames += 1;
+        let t1 = CpuInstant::now();
+        self.stats.time_preprocess += t1 - t0;
         if (index + 1) % self.cfg.hop as u64 == 0 {
             self.run_window(false)?;
+            self.stats.time_model += t1.elapsed();
         }
-        self.stats.time_preprocess_and_model += t0.elapsed();
         self.finalize(sink)
     }
 
@@ -184,7 +191,7 @@ impl Engine {
         samples: &[f32],
         sink: &mut dyn Sink,
     ) -> Result<(), EngineError> {
-        let t0 = Instant::now();
+        let t0 = CpuInstant::now();
         let env = match &mut self.envelope {
             Some(e) if e.rate() != rate => {
                 return Err(EngineError::RateChanged {
@@ -237,7 +244,7 @@ impl Engine {
         self.finish_video(sink)?;
         self.finish_audio(sink)?;
         self.finalize(sink)?;
-        let t0 = Instant::now();
+        let t0 = CpuInstant::now();
         self.scratch_det.clear();
         self.detector.finish(&mut self.scratch_det);
         self.stats.time_detector += t0.elapsed();
@@ -338,11 +345,18 @@ impl Engine {
                 None => {
                     self.stats.frames_without_audio += 1;
                     if self.stats.frames_without_audio == 1 {
-                        log::warn!(
-                            "the audio ends before the video (at frame {}, {:.2} s): later frames count as silent",
-                            p.index,
-                            p.index as f64 / GRID_FPS as f64
-                        );
+                        if self.stats.audio_samples == 0 {
+                            log::warn!(
+                                "the audio has no samples: every frame counts as silent (no sound can be heard)"
+                            );
+                        } else {
+                            log::warn!(
+                                "the audio ends before the video, at {:.2} s: frames from {} ({:.2} s) on count as silent",
+                                self.audio_time(),
+                                p.index,
+                                p.index as f64 / GRID_FPS as f64
+                            );
+                        }
                     }
                     0.0
                 }
@@ -360,7 +374,7 @@ impl Engine {
                 observed: values.observed,
                 observed_raw: values.observed_raw,
             })?;
-            let t0 = Instant::now();
+            let t0 = CpuInstant::now();
             self.scratch_det.clear();
             self.detector.push(values, &mut self.scratch_det);
             self.stats.time_detector += t0.elapsed();

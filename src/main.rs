@@ -2,7 +2,7 @@
 //! failures to the exit codes documented in the README.
 
 use std::fs::File;
-use std::io::{self, BufWriter};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -37,6 +37,8 @@ enum Command {
         /// The TOML file (see impactd.example.toml for every key).
         config: PathBuf,
     },
+    /// Measure: replay as fast as possible, report throughput, stage costs, memory and model latency.
+    Bench(BenchArgs),
     /// Load a model with its sidecar, check its shapes, and describe it.
     ModelInfo {
         /// The ONNX file; its sidecar NAME.toml must sit beside it.
@@ -76,6 +78,33 @@ struct ReplayArgs {
     /// Print a summary of counters and stage timings on stderr at the end.
     #[arg(long)]
     stats: bool,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Media to replay (as for `replay`); omit for the built-in scene.
+    media: Option<PathBuf>,
+    /// Take the audio from this file.
+    #[arg(long, value_name = "FILE")]
+    audio: Option<PathBuf>,
+    /// The ONNX model; default: config, then the built-in baseline.
+    #[arg(long, value_name = "ONNX")]
+    model: Option<PathBuf>,
+    /// Config file (hop, detector, backend).
+    #[arg(long, value_name = "TOML")]
+    config: Option<PathBuf>,
+    /// Frames between model windows, overriding the config.
+    #[arg(long)]
+    hop: Option<usize>,
+    /// Play the built-in scene this many times back to back (218 = one hour) to watch memory.
+    #[arg(long, default_value_t = 1)]
+    loops: u32,
+    /// Media seconds between resident-memory samples.
+    #[arg(long, default_value_t = 60.0)]
+    memory_every: f64,
+    /// Also time the model alone over this many windows (0: skip).
+    #[arg(long, default_value_t = 200)]
+    windows: usize,
 }
 
 #[derive(Args)]
@@ -134,13 +163,24 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Replay(a) => cmd_replay(a),
         Command::Eval(a) => cmd_eval(a),
+        Command::Bench(a) => cmd_bench(a),
         Command::CheckConfig { config } => cmd_check_config(&config),
         Command::ModelInfo { model } => cmd_model_info(&model),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            eprintln!("impactd: error: {:#}", f.error);
+            // The cause chain, leaving out a cause whose text its error already shows (errors
+            // that print their `#[source]` themselves). Not eprintln!: it panics if stderr is
+            // closed.
+            let mut message = f.error.to_string();
+            for cause in f.error.chain().skip(1) {
+                let cause = cause.to_string();
+                if !message.contains(&cause) {
+                    message = format!("{message}: {cause}");
+                }
+            }
+            let _ = writeln!(io::stderr(), "impactd: error: {message}");
             ExitCode::from(f.code as u8)
         }
     }
@@ -185,7 +225,7 @@ fn cmd_replay(a: ReplayArgs) -> Result<(), Failure> {
                 ));
             }
             log::info!("no MEDIA given: replaying the built-in synthetic scene");
-            Input::BuiltIn
+            Input::BuiltIn { loops: 1 }
         }
     };
     let opts = ReplayOptions {
@@ -204,13 +244,15 @@ fn cmd_replay(a: ReplayArgs) -> Result<(), Failure> {
             .create(true)
             .append(true)
             .open(&cfg.events.path)
-            .with_context(|| format!("opening the events file {}", cfg.events.path))?;
+            .with_context(|| format!("opening the events file {}", cfg.events.path))
+            .map_err(|e| fail(Exit::Usage, e))?;
         Box::new(JsonLines::new(BufWriter::new(f)))
     };
     let mut csv = match &a.envelopes {
         Some(p) => Some(EnvelopeCsv::new(BufWriter::new(
             File::create(p)
-                .with_context(|| format!("creating the envelopes file {}", p.display()))?,
+                .with_context(|| format!("creating the envelopes file {}", p.display()))
+                .map_err(|e| fail(Exit::Usage, e))?,
         ))?),
         None => None,
     };
@@ -254,14 +296,49 @@ fn cmd_eval(a: EvalArgs) -> Result<(), Failure> {
 
 fn replay_failure_code(e: &ReplayError) -> Exit {
     match e {
-        ReplayError::Source(_) | ReplayError::NoFrames(_) | ReplayError::StdinNeedsAudio => {
-            Exit::Media
-        }
+        ReplayError::StdinNeedsAudio => Exit::Usage,
+        ReplayError::Source(_) | ReplayError::NoFrames(_) => Exit::Media,
         ReplayError::Model(_) | ReplayError::Engine(impactd::engine::EngineError::Model(_)) => {
             Exit::Model
         }
         _ => Exit::Runtime,
     }
+}
+
+fn cmd_bench(a: BenchArgs) -> Result<(), Failure> {
+    let mut cfg = load_config(a.config.as_deref())?;
+    if let Some(h) = a.hop {
+        cfg.model.hop = h;
+    }
+    cfg.check()
+        .map_err(|e| fail(Exit::Usage, anyhow::anyhow!("{e}")))?;
+    let input = match a.media {
+        Some(media) => Input::Files {
+            media,
+            audio: a.audio,
+        },
+        None => Input::BuiltIn { loops: a.loops },
+    };
+    let opts = ReplayOptions {
+        input,
+        model: model_path(a.model, &cfg),
+        backend: cfg.model.backend,
+        hop: cfg.model.hop,
+        envelope_mode: cfg.envelope.mode,
+        detector: cfg.detector.clone(),
+        realtime: false,
+    };
+    let report = impactd::bench::replay_bench(&opts, a.memory_every).map_err(replay_failure)?;
+    let latency = if a.windows > 0 {
+        Some(
+            impactd::bench::model_latency(&opts.model, opts.backend, a.windows)
+                .map_err(replay_failure)?,
+        )
+    } else {
+        None
+    };
+    print!("{}", impactd::bench::format(&report, latency.as_ref()));
+    Ok(())
 }
 
 fn cmd_check_config(path: &Path) -> Result<(), Failure> {
