@@ -2,7 +2,9 @@
 //! video with the envelope heard by the microphone. See ARCHITECTURE.md for the map of the code
 //! and DESIGN.md's contracts it implements.
 
+pub mod bench;
 pub mod config;
+pub mod cputime;
 pub mod detector;
 pub mod engine;
 pub mod envelope;

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, bounded};
 
+use crate::cputime::CpuInstant;
 use crate::engine::{Engine, EngineConfig, EngineError, Stats};
 use crate::envelope::EnvelopeMode;
 use crate::events::Sink;
@@ -32,8 +33,9 @@ pub enum Input {
         media: PathBuf,
         audio: Option<PathBuf>,
     },
-    /// The built-in synthetic scene.
-    BuiltIn,
+    /// The built-in synthetic scene, played `loops` times back to back (1 normally; more for
+    /// endurance runs).
+    BuiltIn { loops: u32 },
 }
 
 /// Replay failures, by where they happened.
@@ -170,11 +172,11 @@ type Opened = (Box<dyn VideoSource>, Box<dyn AudioSource>, PathBuf);
 
 fn open_input(input: &Input, format: PixelFormat) -> Result<Opened, ReplayError> {
     match input {
-        Input::BuiltIn => {
+        Input::BuiltIn { loops } => {
             let scene = Scene::default();
             Ok((
-                Box::new(scene.video(format)),
-                Box::new(scene.audio()),
+                Box::new(scene.video_looped(format, (*loops).max(1))),
+                Box::new(scene.audio_looped((*loops).max(1))),
                 PathBuf::from("(built-in scene)"),
             ))
         }
@@ -198,7 +200,7 @@ fn video_loop(
     let mut out = Vec::new();
     let mut spent = Duration::ZERO;
     loop {
-        let t0 = Instant::now();
+        let t0 = CpuInstant::now();
         let done = match src.next_frame() {
             Ok(Some(frame)) => {
                 grid.push(frame, &mut out);
@@ -232,7 +234,7 @@ fn audio_loop(
 ) -> Duration {
     let mut spent = Duration::ZERO;
     loop {
-        let t0 = Instant::now();
+        let t0 = CpuInstant::now();
         let next = src.next_block();
         spent += t0.elapsed();
         match next {

@@ -149,7 +149,7 @@ pub fn evaluate(
     mode: Option<EnvelopeMode>,
 ) -> Result<Summary, EvalError> {
     let opts = ReplayOptions {
-        input: Input::BuiltIn,
+        input: Input::BuiltIn { loops: 1 },
         model: model.into(),
         backend: cfg.model.backend,
         hop: cfg.model.hop,

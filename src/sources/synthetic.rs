@@ -126,12 +126,20 @@ impl Scene {
     }
 
     pub fn video(&self, format: PixelFormat) -> SceneVideo {
-        let frames = (self.duration * self.fps).round() as u64;
+        self.video_looped(format, 1)
+    }
+
+    /// The video played `loops` times back to back (for endurance benchmarks); frames are
+    /// rendered once and reused.
+    pub fn video_looped(&self, format: PixelFormat, loops: u32) -> SceneVideo {
+        let per_loop = (self.duration * self.fps).round() as u64;
         SceneVideo {
             scene: self.clone(),
             format,
             next: 0,
-            frames,
+            per_loop,
+            frames: per_loop * loops as u64,
+            cache: Vec::new(),
             info: VideoInfo {
                 width: self.width,
                 height: self.height,
@@ -146,8 +154,15 @@ impl Scene {
     }
 
     pub fn audio(&self) -> SceneAudio {
+        self.audio_looped(1)
+    }
+
+    /// The soundtrack played `loops` times back to back.
+    pub fn audio_looped(&self, loops: u32) -> SceneAudio {
+        let samples = self.render_audio();
         SceneAudio {
-            samples: self.render_audio(),
+            total: samples.len() as u64 * loops as u64,
+            samples,
             pos: 0,
             rate: self.rate,
             info: AudioInfo {
@@ -266,7 +281,10 @@ pub struct SceneVideo {
     scene: Scene,
     format: PixelFormat,
     next: u64,
+    per_loop: u64,
     frames: u64,
+    /// Frames of the first loop, reused by later loops.
+    cache: Vec<Image>,
     info: VideoInfo,
 }
 
@@ -279,7 +297,19 @@ impl VideoSource for SceneVideo {
             return Ok(None);
         }
         let t = self.next as f64 / self.scene.fps;
-        let image = self.scene.render_frame(t, self.next, self.format);
+        let i = (self.next % self.per_loop) as usize;
+        let image = match self.cache.get(i) {
+            Some(img) => img.clone(),
+            None => {
+                let img = self
+                    .scene
+                    .render_frame(i as f64 / self.scene.fps, i as u64, self.format);
+                if self.frames > self.per_loop {
+                    self.cache.push(img.clone());
+                }
+                img
+            }
+        };
         self.next += 1;
         Ok(Some(VideoFrame {
             pts_ns: (t * NS_PER_S as f64).round() as i64,
@@ -291,7 +321,10 @@ impl VideoSource for SceneVideo {
 /// The scene's audio as a source.
 pub struct SceneAudio {
     samples: Vec<f32>,
-    pos: usize,
+    /// Samples to deliver in all (several loops of `samples`).
+    total: u64,
+    /// Samples delivered so far.
+    pos: u64,
     rate: u32,
     info: AudioInfo,
 }
@@ -301,16 +334,20 @@ impl AudioSource for SceneAudio {
         &self.info
     }
     fn next_block(&mut self) -> Result<Option<AudioBlock>, SourceError> {
-        if self.pos >= self.samples.len() {
+        if self.pos >= self.total {
             return Ok(None);
         }
-        let end = (self.pos + 1024).min(self.samples.len());
+        let n = self.samples.len() as u64;
+        let i = (self.pos % n) as usize;
+        let end = (i + 1024)
+            .min(self.samples.len())
+            .min(i + (self.total - self.pos) as usize);
         let block = AudioBlock {
             pts_ns: (self.pos as i128 * NS_PER_S as i128 / self.rate as i128) as i64,
             rate: self.rate,
-            samples: self.samples[self.pos..end].to_vec(),
+            samples: self.samples[i..end].to_vec(),
         };
-        self.pos = end;
+        self.pos += (end - i) as u64;
         Ok(Some(block))
     }
 }
