@@ -274,47 +274,14 @@ impl Detector {
         let tol = self.cfg.tolerance_frames as u64;
         match (audio, visual) {
             (Some(a), Some(v)) => out.push(self.impact(a, v)),
-            (Some(a), None) => {
-                // nearest known unmatched visual peak within tolerance (ties: the taller)
-                let best = self
-                    .visual_pending
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, v)| a.frame - v.frame <= tol)
-                    .min_by(|(_, x), (_, y)| {
-                        (a.frame - x.frame)
-                            .cmp(&(a.frame - y.frame))
-                            .then(y.strength.total_cmp(&x.strength))
-                    })
-                    .map(|(i, _)| i);
-                match best {
-                    Some(i) => {
-                        let v = self.visual_pending.remove(i).expect("index from enumerate");
-                        out.push(self.impact(a, v));
-                    }
-                    None => self.audio_pending.push_back(a),
-                }
-            }
-            (None, Some(v)) => {
-                let best = self
-                    .audio_pending
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, a)| v.frame - a.frame <= tol)
-                    .min_by(|(_, x), (_, y)| {
-                        (v.frame - x.frame)
-                            .cmp(&(v.frame - y.frame))
-                            .then(y.strength.total_cmp(&x.strength))
-                    })
-                    .map(|(i, _)| i);
-                match best {
-                    Some(i) => {
-                        let a = self.audio_pending.remove(i).expect("index from enumerate");
-                        out.push(self.impact(a, v));
-                    }
-                    None => self.visual_pending.push_back(v),
-                }
-            }
+            (Some(a), None) => match take_nearest(&mut self.visual_pending, a.frame, tol) {
+                Some(v) => out.push(self.impact(a, v)),
+                None => self.audio_pending.push_back(a),
+            },
+            (None, Some(v)) => match take_nearest(&mut self.audio_pending, v.frame, tol) {
+                Some(a) => out.push(self.impact(a, v)),
+                None => self.visual_pending.push_back(v),
+            },
             (None, None) => {}
         }
     }
@@ -390,6 +357,22 @@ impl Detector {
             confidence: (v.strength * a.strength).sqrt().clamp(0.0, 1.0),
         }
     }
+}
+
+/// Removes and returns the pending peak nearest to `frame` (all pending peaks are at or before
+/// it) within `tol` frames; ties go to the stronger peak.
+fn take_nearest(pending: &mut VecDeque<Peak>, frame: u64, tol: u64) -> Option<Peak> {
+    let best = pending
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| frame - p.frame <= tol)
+        .min_by(|(_, x), (_, y)| {
+            (frame - x.frame)
+                .cmp(&(frame - y.frame))
+                .then(y.strength.total_cmp(&x.strength))
+        })
+        .map(|(i, _)| i)?;
+    pending.remove(best)
 }
 
 /// Median of a small slice (reorders it); 0 for an empty one.
@@ -488,10 +471,10 @@ mod tests {
     fn quiet_sounds_and_steady_noise_are_not_peaks() {
         // below -50 dBFS
         let raw = track(30, &[(12, 0.002)], 0.0001);
-        assert!(run(DetectorConfig::default(), &frames(&vec![0.0; 30], &raw)).is_empty());
+        assert!(run(DetectorConfig::default(), &frames(&[0.0; 30], &raw)).is_empty());
         // a loud but steady hum with a 1.2x bump: under the 1.5x background ratio
         let raw = track(30, &[(12, 0.12)], 0.1);
-        assert!(run(DetectorConfig::default(), &frames(&vec![0.0; 30], &raw)).is_empty());
+        assert!(run(DetectorConfig::default(), &frames(&[0.0; 30], &raw)).is_empty());
     }
 
     #[test]

@@ -323,7 +323,9 @@ pub fn minmax_scale_into(raw: &[f32], out: &mut [f32]) {
             (lo.min(v), hi.max(v))
         });
     let range = max - min;
-    if !(max >= SILENCE_FLOOR) || !(range > 1e-6 * max) {
+    // (written so that NaN bounds, from an all-NaN window, also count as silent)
+    let audible = max >= SILENCE_FLOOR && range > 1e-6 * max;
+    if !audible {
         out.iter_mut().for_each(|v| *v = 0.0);
         return;
     }
@@ -528,7 +530,7 @@ mod tests {
         let want = envelope_batch(EnvelopeMode::FrameMean, 8_000, &x);
         let mut s = EnvelopeStream::new(EnvelopeMode::FrameMean, 8_000);
         let mut out = vec![];
-        let r = (gaussian_kernel(8_000).len() / 2) as usize;
+        let r = gaussian_kernel(8_000).len() / 2;
         let cut = 333 + r; // frame 0 ends at sample 333
         s.push(&x[..cut], &mut out);
         s.push(&x[cut..], &mut out);

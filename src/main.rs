@@ -46,8 +46,9 @@ enum Command {
     },
 }
 
+/// What to replay and with what: shared by `replay` and `bench`.
 #[derive(Args)]
-struct ReplayArgs {
+struct PipelineArgs {
     /// Media file: .y4m and .wav are read natively, anything else (mp4, mkv, webm, mov) through
     /// ffmpeg; `-` reads Y4M from stdin. Omit it to replay the built-in synthetic scene.
     media: Option<PathBuf>,
@@ -60,18 +61,24 @@ struct ReplayArgs {
     /// Config file (TOML); see impactd.example.toml.
     #[arg(long, value_name = "TOML")]
     config: Option<PathBuf>,
-    /// Where events go: a file path, or `-` for stdout (default: config, then stdout).
-    #[arg(long, value_name = "PATH|-")]
-    events: Option<String>,
-    /// Also write both envelopes, one CSV row per 12-fps frame.
-    #[arg(long, value_name = "CSV")]
-    envelopes: Option<PathBuf>,
     /// Audio envelope mode (default: the mode the model was trained on).
     #[arg(long, value_name = "seed|frame-mean")]
     envelope: Option<EnvelopeMode>,
     /// Frames between model windows (1..=48), overriding the config.
     #[arg(long)]
     hop: Option<usize>,
+}
+
+#[derive(Args)]
+struct ReplayArgs {
+    #[command(flatten)]
+    pipeline: PipelineArgs,
+    /// Where events go: a file path, or `-` for stdout (default: config, then stdout).
+    #[arg(long, value_name = "PATH|-")]
+    events: Option<String>,
+    /// Also write both envelopes, one CSV row per 12-fps frame.
+    #[arg(long, value_name = "CSV")]
+    envelopes: Option<PathBuf>,
     /// Pace the replay like a live stream instead of running as fast as possible.
     #[arg(long)]
     realtime: bool,
@@ -82,21 +89,9 @@ struct ReplayArgs {
 
 #[derive(Args)]
 struct BenchArgs {
-    /// Media to replay (as for `replay`); omit for the built-in scene.
-    media: Option<PathBuf>,
-    /// Take the audio from this file.
-    #[arg(long, value_name = "FILE")]
-    audio: Option<PathBuf>,
-    /// The ONNX model; default: config, then the built-in baseline.
-    #[arg(long, value_name = "ONNX")]
-    model: Option<PathBuf>,
-    /// Config file (hop, detector, backend).
-    #[arg(long, value_name = "TOML")]
-    config: Option<PathBuf>,
-    /// Frames between model windows, overriding the config.
-    #[arg(long)]
-    hop: Option<usize>,
-    /// Play the built-in scene this many times back to back (218 = one hour) to watch memory.
+    #[command(flatten)]
+    pipeline: PipelineArgs,
+    /// Play the built-in scene this many times back to back (219 = one hour) to watch memory.
     #[arg(long, default_value_t = 1)]
     loops: u32,
     /// Media seconds between resident-memory samples.
@@ -208,41 +203,53 @@ fn model_path(cli: Option<PathBuf>, cfg: &RawConfig) -> PathBuf {
         .unwrap_or_else(default_model_path)
 }
 
-fn cmd_replay(a: ReplayArgs) -> Result<(), Failure> {
-    let mut cfg = load_config(a.config.as_deref())?;
-    if let Some(h) = a.hop {
+/// Reads the config, applies the command line over it, checks it, and builds the replay.
+/// `events` overrides `events.path`; `loops` plays the built-in scene several times.
+fn pipeline_options(
+    p: PipelineArgs,
+    events: Option<&str>,
+    loops: u32,
+    realtime: bool,
+) -> Result<(RawConfig, ReplayOptions), Failure> {
+    let mut cfg = load_config(p.config.as_deref())?;
+    if let Some(h) = p.hop {
         cfg.model.hop = h;
     }
-    if let Some(p) = &a.events {
-        cfg.events.path = p.clone();
+    if let Some(e) = events {
+        cfg.events.path = e.to_string();
     }
     cfg.check()
         .map_err(|e| fail(Exit::Usage, anyhow::anyhow!("{e}")))?;
-    let input = match a.media {
+    let input = match p.media {
         Some(media) => Input::Files {
             media,
-            audio: a.audio,
+            audio: p.audio,
         },
         None => {
-            if a.audio.is_some() {
+            if p.audio.is_some() {
                 return Err(fail(
                     Exit::Usage,
                     anyhow::anyhow!("--audio needs a MEDIA file for the video"),
                 ));
             }
             log::info!("no MEDIA given: replaying the built-in synthetic scene");
-            Input::BuiltIn { loops: 1 }
+            Input::BuiltIn { loops }
         }
     };
     let opts = ReplayOptions {
         input,
-        model: model_path(a.model, &cfg),
+        model: model_path(p.model, &cfg),
         backend: cfg.model.backend,
         hop: cfg.model.hop,
-        envelope_mode: a.envelope.or(cfg.envelope.mode),
+        envelope_mode: p.envelope.or(cfg.envelope.mode),
         detector: cfg.detector.clone(),
-        realtime: a.realtime,
+        realtime,
     };
+    Ok((cfg, opts))
+}
+
+fn cmd_replay(a: ReplayArgs) -> Result<(), Failure> {
+    let (cfg, opts) = pipeline_options(a.pipeline, a.events.as_deref(), 1, a.realtime)?;
     let mut events: Box<dyn Sink> = if cfg.events.path == "-" {
         Box::new(JsonLines::new(io::stdout().lock()))
     } else {
@@ -312,28 +319,7 @@ fn replay_failure_code(e: &ReplayError) -> Exit {
 }
 
 fn cmd_bench(a: BenchArgs) -> Result<(), Failure> {
-    let mut cfg = load_config(a.config.as_deref())?;
-    if let Some(h) = a.hop {
-        cfg.model.hop = h;
-    }
-    cfg.check()
-        .map_err(|e| fail(Exit::Usage, anyhow::anyhow!("{e}")))?;
-    let input = match a.media {
-        Some(media) => Input::Files {
-            media,
-            audio: a.audio,
-        },
-        None => Input::BuiltIn { loops: a.loops },
-    };
-    let opts = ReplayOptions {
-        input,
-        model: model_path(a.model, &cfg),
-        backend: cfg.model.backend,
-        hop: cfg.model.hop,
-        envelope_mode: cfg.envelope.mode,
-        detector: cfg.detector.clone(),
-        realtime: false,
-    };
+    let (_, opts) = pipeline_options(a.pipeline, None, a.loops, false)?;
     let report = impactd::bench::replay_bench(&opts, a.memory_every).map_err(replay_failure)?;
     let latency = if a.windows > 0 {
         Some(

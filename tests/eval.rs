@@ -10,7 +10,7 @@ use impactd::sources::synthetic::{Scene, Truth};
 
 fn write_y4m(path: &Path, frames: impl Iterator<Item = Vec<u8>>, w: u32, h: u32) {
     let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    write!(f, "YUV4MPEG2 W{w} H{h} F30:1 Ip A1:1 C420jpeg\n").unwrap();
+    writeln!(f, "YUV4MPEG2 W{w} H{h} F30:1 Ip A1:1 C420jpeg").unwrap();
     let chroma = vec![128u8; (w as usize / 2) * (h as usize / 2) * 2];
     for y in frames {
         f.write_all(b"FRAME\n").unwrap();
@@ -127,7 +127,10 @@ fn eval_scores_a_clip_and_its_mismatched_pair() {
     );
     // The silent drop is the tallest visual peak and no hit: ranked first, a false positive, so
     // AP = (1/2 + 2/3 + 3/4) / 3 = 0.639 when the three knocks' peaks follow it.
-    assert!((scene_m["visual_ap"].as_f64().unwrap() - 0.6389).abs() < 1e-3, "{scene_m}");
+    assert!(
+        (scene_m["visual_ap"].as_f64().unwrap() - 0.6389).abs() < 1e-3,
+        "{scene_m}"
+    );
     assert_eq!(scene_m["confirmed_genuine"], 1.0);
     // its audio under the still video confirms nothing: the model sees no motion there
     assert_eq!(scene_m["confirmed_mismatched"], 0.0, "{scene_m}");
