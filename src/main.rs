@@ -29,6 +29,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Replay recorded media (or the built-in scene) through the pipeline and print events.
+    #[command(after_help = "Examples:\n  impactd replay                                  the built-in scene (no media needed)\n  impactd replay clip.mp4 --envelopes env.csv     events on stdout, both envelopes per frame\n  impactd replay clip.y4m --audio mic.wav         video and audio from separate files\n  ffmpeg -i in.mkv -f yuv4mpegpipe - | impactd replay - --audio in.mkv\n\nEvents are JSON Lines (README, \"Events\"); logs go to stderr (RUST_LOG=debug for more).")]
     Replay(ReplayArgs),
     /// Run replay over the clips of a manifest and print the quality metrics of DESIGN.md.
     Eval(EvalArgs),
