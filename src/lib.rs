@@ -3,6 +3,7 @@
 //! and DESIGN.md's contracts it implements.
 
 pub mod bench;
+pub mod capture;
 pub mod config;
 pub mod cputime;
 pub mod detector;
