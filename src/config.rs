@@ -45,6 +45,9 @@ pub struct ModelConfig {
     pub backend: BackendKind,
     /// Frames between window predictions (1..=frames per window).
     pub hop: usize,
+    /// ONNX Runtime shared library for backend "ort". Empty: `ORT_DYLIB_PATH`, else the system's
+    /// libonnxruntime.so. A bare file name is searched by the dynamic loader.
+    pub ort_dylib: PathBuf,
 }
 
 impl Default for ModelConfig {
@@ -53,6 +56,7 @@ impl Default for ModelConfig {
             path: PathBuf::new(),
             backend: BackendKind::Tract,
             hop: 6,
+            ort_dylib: PathBuf::new(),
         }
     }
 }
@@ -91,6 +95,13 @@ impl RawConfig {
         if !cfg.model.path.as_os_str().is_empty() && cfg.model.path.is_relative() {
             if let Some(dir) = path.parent() {
                 cfg.model.path = dir.join(&cfg.model.path);
+            }
+        }
+        // So is ort_dylib, unless it is a bare file name (left to the dynamic loader's search).
+        let lib = &cfg.model.ort_dylib;
+        if lib.is_relative() && lib.parent().is_some_and(|p| !p.as_os_str().is_empty()) {
+            if let Some(dir) = path.parent() {
+                cfg.model.ort_dylib = dir.join(&cfg.model.ort_dylib);
             }
         }
         Ok(cfg)

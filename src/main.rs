@@ -29,7 +29,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Replay recorded media (or the built-in scene) through the pipeline and print events.
-    #[command(after_help = "Examples:\n  impactd replay                                  the built-in scene (no media needed)\n  impactd replay clip.mp4 --envelopes env.csv     events on stdout, both envelopes per frame\n  impactd replay clip.y4m --audio mic.wav         video and audio from separate files\n  ffmpeg -i in.mkv -f yuv4mpegpipe - | impactd replay - --audio in.mkv\n\nEvents are JSON Lines (README, \"Events\"); logs go to stderr (RUST_LOG=debug for more).")]
+    #[command(
+        after_help = "Examples:\n  impactd replay                                  the built-in scene (no media needed)\n  impactd replay clip.mp4 --envelopes env.csv     events on stdout, both envelopes per frame\n  impactd replay clip.y4m --audio mic.wav         video and audio from separate files\n  ffmpeg -i in.mkv -f yuv4mpegpipe - | impactd replay - --audio in.mkv\n\nEvents are JSON Lines (README, \"Events\"); logs go to stderr (RUST_LOG=debug for more)."
+    )]
     Replay(ReplayArgs),
     /// Run replay over the clips of a manifest and print the quality metrics of DESIGN.md.
     Eval(EvalArgs),
@@ -68,6 +70,9 @@ struct PipelineArgs {
     /// Frames between model windows (1..=48), overriding the config.
     #[arg(long)]
     hop: Option<usize>,
+    /// Inference backend, overriding the config ("ort" needs a build with `--features ort`).
+    #[arg(long, value_name = "tract|ort")]
+    backend: Option<BackendKind>,
 }
 
 #[derive(Args)]
@@ -189,10 +194,13 @@ fn main() -> ExitCode {
 }
 
 fn load_config(path: Option<&Path>) -> Result<RawConfig, Failure> {
-    match path {
-        Some(p) => RawConfig::load(p).map_err(|e| fail(Exit::Usage, e)),
-        None => Ok(RawConfig::default()),
-    }
+    let cfg = match path {
+        Some(p) => RawConfig::load(p).map_err(|e| fail(Exit::Usage, e))?,
+        None => RawConfig::default(),
+    };
+    // Process-wide, like ONNX Runtime itself: read when the first "ort" model loads.
+    impactd::model::set_ort_dylib(&cfg.model.ort_dylib);
+    Ok(cfg)
 }
 
 fn replay_failure(e: ReplayError) -> Failure {
@@ -215,6 +223,9 @@ fn pipeline_options(
     let mut cfg = load_config(p.config.as_deref())?;
     if let Some(h) = p.hop {
         cfg.model.hop = h;
+    }
+    if let Some(b) = p.backend {
+        cfg.model.backend = b;
     }
     if let Some(e) = events {
         cfg.events.path = e.to_string();

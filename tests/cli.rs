@@ -267,3 +267,14 @@ fn help_explains_the_commands() {
     }
     let _ = root();
 }
+
+#[cfg(not(feature = "ort"))]
+#[test]
+fn backend_ort_without_the_feature_says_how_to_rebuild() {
+    let out = run(&["replay", "--backend", "ort"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--features ort"), "{}", stderr(&out));
+    let out = run(&["replay", "--backend", "onnx"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("unknown backend"), "{}", stderr(&out));
+}

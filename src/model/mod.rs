@@ -4,17 +4,20 @@
 //! contract"). [`Sidecar`] is that file; [`ModelSpec`] is the checked form the engine uses.
 //!
 //! Two axes are kept apart so each can grow without a rewrite:
-//! - the **backend** ([`Backend`], [`Session`]) runs one ONNX graph on one f32 input: tract today
-//!   ([`tract::TractBackend`]), ONNX Runtime behind a cargo feature later;
+//! - the **backend** ([`Backend`], [`Session`]) runs one ONNX graph on one f32 input: tract, the
+//!   default ([`tract::TractBackend`]), or ONNX Runtime with the cargo feature `ort` (`ort.rs`);
 //! - the **form** ([`predictor::Predictor`]) decides what graphs a model has and how frames reach
 //!   them: `clip` (one graph on the whole window) today, `streaming` (per-frame encoder + temporal
 //!   head) as a second implementation of the same trait.
 
+#[cfg(feature = "ort")]
+pub mod ort;
 pub mod predictor;
 pub mod tract;
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use crate::envelope::EnvelopeMode;
 
@@ -354,10 +357,35 @@ impl std::str::FromStr for BackendKind {
     }
 }
 
+/// `[model] ort_dylib`: where the `ort` backend loads ONNX Runtime from. Process-wide, as ONNX
+/// Runtime itself is: it is loaded once, on the first `ort` model, from the path set then.
+static ORT_DYLIB: Mutex<Option<PathBuf>> = Mutex::new(None);
+
+/// Sets `[model] ort_dylib` (empty: `ORT_DYLIB_PATH`, else the system library). Harmless in a
+/// build without the `ort` feature.
+pub fn set_ort_dylib(path: &Path) {
+    let value = (!path.as_os_str().is_empty()).then(|| path.to_path_buf());
+    match ORT_DYLIB.lock() {
+        Ok(mut g) => *g = value,
+        Err(poisoned) => *poisoned.into_inner() = value,
+    }
+}
+
+/// The ONNX Runtime library path set by [`set_ort_dylib`], if any.
+pub fn ort_dylib() -> Option<PathBuf> {
+    match ORT_DYLIB.lock() {
+        Ok(g) => g.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
+    }
+}
+
 /// The backend for `kind`, or an error that says how to get it.
 pub fn backend(kind: BackendKind) -> Result<Box<dyn Backend>, ModelError> {
     match kind {
         BackendKind::Tract => Ok(Box::new(tract::TractBackend)),
+        #[cfg(feature = "ort")]
+        BackendKind::Ort => Ok(Box::new(self::ort::OrtBackend)),
+        #[cfg(not(feature = "ort"))]
         BackendKind::Ort => Err(ModelError::Load {
             path: PathBuf::from("(backend)"),
             reason: "backend \"ort\" (ONNX Runtime / TensorRT) is not in this build: rebuild with `cargo build --release --features ort`".into(),

@@ -1,0 +1,172 @@
+//! The ONNX Runtime backend (`--features ort`) against tract, through the real binary.
+//!
+//! Needs ONNX Runtime's shared library: set ORT_DYLIB_PATH to it, e.g. the PyPI wheel's
+//! (`.ci/ort-tests` does all of this):
+//!
+//! ```sh
+//! pip install onnxruntime
+//! export ORT_DYLIB_PATH=$(python3 -c "import onnxruntime, os, glob; print(glob.glob(os.path.join(os.path.dirname(onnxruntime.__file__), 'capi', 'libonnxruntime.so*'))[0])")
+//! cargo test --locked --features ort --test ort
+//! ```
+//!
+//! Without it these tests fail (they never skip silently).
+#![cfg(feature = "ort")]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// ORT_DYLIB_PATH, which must name an existing file.
+fn dylib() -> PathBuf {
+    let how = "set ORT_DYLIB_PATH to ONNX Runtime's libonnxruntime.so (1.22 or newer), e.g. \
+               `pip install onnxruntime` and the libonnxruntime.so.* in its onnxruntime/capi/ \
+               folder, or run .ci/ort-tests, which does that in a venv under target/";
+    match std::env::var_os("ORT_DYLIB_PATH") {
+        Some(p) if !p.is_empty() => {
+            let p = PathBuf::from(p);
+            assert!(
+                p.is_file(),
+                "ORT_DYLIB_PATH={} does not exist: {how}",
+                p.display()
+            );
+            p
+        }
+        _ => panic!("ORT_DYLIB_PATH is not set: {how}"),
+    }
+}
+
+fn impactd() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_impactd"));
+    c.current_dir(root()).env("RUST_LOG", "warn");
+    c
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// One replay of the built-in scene on `backend`: (events as JSON, per-frame `predicted`).
+fn replay(backend: &str, dir: &std::path::Path) -> (Vec<serde_json::Value>, Vec<f64>) {
+    let csv = dir.join(format!("{backend}.csv"));
+    let out = impactd()
+        .env("ORT_DYLIB_PATH", dylib())
+        .args(["replay", "--backend", backend, "--envelopes"])
+        .arg(&csv)
+        .output()
+        .expect("run impactd");
+    assert!(out.status.success(), "{backend}: {}", stderr(&out));
+    let events = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect();
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = header.iter().position(|h| *h == "predicted").unwrap();
+    let predicted = lines
+        .map(|l| l.split(',').nth(col).unwrap().parse::<f64>().unwrap())
+        .collect();
+    (events, predicted)
+}
+
+#[test]
+fn ort_gives_the_envelopes_and_events_of_tract() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ev_tract, p_tract) = replay("tract", dir.path());
+    let (ev_ort, p_ort) = replay("ort", dir.path());
+    assert_eq!(p_ort.len(), p_tract.len(), "frame counts differ");
+    assert!(p_tract.len() > 100, "{} frames", p_tract.len());
+    let (worst, at) = p_ort
+        .iter()
+        .zip(&p_tract)
+        .map(|(a, b)| (a - b).abs())
+        .enumerate()
+        .fold(
+            (0.0f64, 0),
+            |(m, mi), (i, d)| if d > m { (d, i) } else { (m, mi) },
+        );
+    assert!(
+        worst <= 1e-3,
+        "predicted differs by {worst} at frame {at}: ort {} tract {}",
+        p_ort[at],
+        p_tract[at]
+    );
+    let key = |ev: &[serde_json::Value]| -> Vec<(String, u64)> {
+        ev.iter()
+            .map(|e| {
+                (
+                    e["kind"].as_str().unwrap().to_string(),
+                    e["frame"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert!(!ev_tract.is_empty());
+    assert_eq!(key(&ev_ort), key(&ev_tract));
+}
+
+#[test]
+fn ort_refuses_a_wrong_shape_with_both_sides_named() {
+    let out = impactd()
+        .env("ORT_DYLIB_PATH", dylib())
+        .args([
+            "replay",
+            "--backend",
+            "ort",
+            "--model",
+            "tests/fixtures/models/wrong-frames.onnx",
+        ])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    for needle in [
+        "[1, 1, 24, 16, 16]",
+        "[1, 1, 48, 16, 16]",
+        "wrong-frames.toml",
+    ] {
+        assert!(err.contains(needle), "{needle:?} not in {err}");
+    }
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn config_ort_dylib_is_used_without_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[model]\nbackend = \"ort\"\nort_dylib = {:?}\n",
+            dylib().to_string_lossy()
+        ),
+    )
+    .unwrap();
+    let out = impactd()
+        .env_remove("ORT_DYLIB_PATH")
+        .args(["replay", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!out.stdout.is_empty());
+}
+
+#[test]
+fn a_missing_library_is_a_model_error_naming_the_path() {
+    let out = impactd()
+        .env("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so")
+        .args(["replay", "--backend", "ort"])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(
+        err.contains("/nonexistent/libonnxruntime.so") && err.contains("ORT_DYLIB_PATH"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
