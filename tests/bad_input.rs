@@ -8,6 +8,8 @@
 //!
 //! Unknown config keys and `--hop 0` / `--hop 49` are covered by `tests/cli.rs`.
 
+mod common;
+use common::ffmpeg;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -98,20 +100,6 @@ fn csv_rows(path: &Path) -> Vec<[f64; 5]> {
             [v[0], v[1], v[2], v[3], v[4]]
         })
         .collect()
-}
-
-/// Runs the ffmpeg CLI (overwriting outputs) and panics with its stderr if it fails.
-fn ffmpeg(args: &[&str]) {
-    let out = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-y"])
-        .args(args)
-        .output()
-        .expect("ffmpeg must be installed for these tests");
-    assert!(
-        out.status.success(),
-        "ffmpeg {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 const W: usize = 64;

@@ -3,6 +3,8 @@
 //! Media are generated at run time into temporary directories: Y4M and WAV bytes are written
 //! directly, everything else with the ffmpeg CLI (lavfi `testsrc`, `sine`, `color`).
 
+mod common;
+use common::ffmpeg;
 use impactd::media::{GRID_FPS, Image, NS_PER_S, PixelFormat, VideoFrame, grid_time_ns};
 use impactd::sources::ffmpeg::{FFMPEG_ENV, FFPROBE_ENV, FfmpegAudio, FfmpegTools, FfmpegVideo};
 use impactd::sources::grid::{GridFrame, GridResampler, TIE_TOLERANCE_NS, ticks_to_ns};
@@ -17,20 +19,6 @@ use std::time::Duration;
 
 fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().expect("tempdir")
-}
-
-/// Runs the ffmpeg CLI (overwriting outputs) and panics with its stderr if it fails.
-fn ffmpeg(args: &[&str]) {
-    let out = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-y"])
-        .args(args)
-        .output()
-        .expect("ffmpeg must be installed for these tests");
-    assert!(
-        out.status.success(),
-        "ffmpeg {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn path_str(p: &Path) -> &str {
