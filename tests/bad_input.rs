@@ -626,7 +626,14 @@ fn missing_ffmpeg_says_how_to_install_it() {
     fails_with(
         &out,
         3,
-        &[s(&clip), "ffmpeg", "not found", "apt-get install ffmpeg"],
+        // names the program it tried (ffprobe runs first) and the variables that choose it
+        &[
+            s(&clip),
+            "/nonexistent/ffprobe",
+            "not found",
+            "IMPACTD_FFMPEG",
+            "apt-get install ffmpeg",
+        ],
     );
     // Y4M + WAV need no ffmpeg at all.
     let video = dir.path().join("v.y4m");

@@ -116,9 +116,12 @@ fn file_url(path: &Path) -> OsString {
     url
 }
 
-fn spawn_error(path: &Path, e: std::io::Error) -> SourceError {
+fn spawn_error(path: &Path, program: &std::ffi::OsStr, e: std::io::Error) -> SourceError {
     match e.kind() {
-        std::io::ErrorKind::NotFound => SourceError::FfmpegMissing { path: path.into() },
+        std::io::ErrorKind::NotFound => SourceError::FfmpegMissing {
+            path: path.into(),
+            program: program.into(),
+        },
         _ => SourceError::Io {
             path: path.into(),
             source: e,
@@ -182,7 +185,7 @@ fn probe(
         .arg(file_url(path))
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| spawn_error(path, e))?;
+        .map_err(|e| spawn_error(path, &tools.ffprobe, e))?;
     let stderr = String::from_utf8_lossy(&output.stderr);
     let message: Vec<&str> = stderr
         .lines()
@@ -285,11 +288,12 @@ struct Process {
 impl Process {
     /// Spawns `cmd` with stdout and stderr piped (stdin as the caller set it).
     fn spawn(path: &Path, mut cmd: Command) -> Result<(Process, ChildStdout), SourceError> {
+        let program = cmd.get_program().to_owned();
         let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| spawn_error(path, e))?;
+            .map_err(|e| spawn_error(path, &program, e))?;
         // Close our copy of what was given as the child's stdin (the listing socket's other end)
         // now, so that the listing ends when ffmpeg does.
         drop(cmd);

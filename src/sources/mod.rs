@@ -27,9 +27,9 @@ pub enum SourceError {
     #[error("{path}: no {what} track")]
     NoTrack { path: PathBuf, what: &'static str },
     #[error(
-        "ffmpeg is needed to read {path} (only .y4m video and .wav audio are read natively) but was not found on PATH; install it (Debian/Ubuntu: apt-get install ffmpeg) or convert the file to Y4M + WAV"
+        "ffmpeg is needed to read {path} (only .y4m video and .wav audio are read natively) but {program:?} was not found (looked up on PATH; IMPACTD_FFMPEG / IMPACTD_FFPROBE name other programs); install it (Debian/Ubuntu: apt-get install ffmpeg) or convert the file to Y4M + WAV"
     )]
-    FfmpegMissing { path: PathBuf },
+    FfmpegMissing { path: PathBuf, program: PathBuf },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
