@@ -75,11 +75,19 @@ pub struct EnvelopeConfig {
 pub struct EventsConfig {
     /// JSON Lines destination: `-` for stdout, or a file path (appended to).
     pub path: String,
+    /// A file destination rotates when it would pass this size (bytes; 0: never).
+    pub max_bytes: u64,
+    /// Rotated files kept beside it (`PATH.1` newest .. `PATH.N` oldest).
+    pub keep: u32,
 }
 
 impl Default for EventsConfig {
     fn default() -> Self {
-        EventsConfig { path: "-".into() }
+        EventsConfig {
+            path: "-".into(),
+            max_bytes: 10 * 1024 * 1024,
+            keep: 5,
+        }
     }
 }
 

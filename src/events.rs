@@ -74,9 +74,11 @@ impl<W: Write> JsonLines<W> {
 }
 
 impl<W: Write> Sink for JsonLines<W> {
+    /// One `write_all` per line, so a writer that rotates between writes never splits a line.
     fn event(&mut self, event: &Event) -> io::Result<()> {
-        serde_json::to_writer(&mut self.out, event)?;
-        self.out.write_all(b"\n")?;
+        let mut line = serde_json::to_vec(event)?;
+        line.push(b'\n');
+        self.out.write_all(&line)?;
         self.out.flush()
     }
     fn flush(&mut self) -> io::Result<()> {

@@ -15,4 +15,5 @@ pub mod media;
 pub mod model;
 pub mod preprocess;
 pub mod replay;
+pub mod rotate;
 pub mod sources;

@@ -265,13 +265,14 @@ fn cmd_replay(a: ReplayArgs) -> Result<(), Failure> {
     let mut events: Box<dyn Sink> = if cfg.events.path == "-" {
         Box::new(JsonLines::new(io::stdout().lock()))
     } else {
-        let f = File::options()
-            .create(true)
-            .append(true)
-            .open(&cfg.events.path)
-            .with_context(|| format!("opening the events file {}", cfg.events.path))
-            .map_err(|e| fail(Exit::Usage, e))?;
-        Box::new(JsonLines::new(BufWriter::new(f)))
+        let f = impactd::rotate::RotatingFile::open(
+            Path::new(&cfg.events.path),
+            cfg.events.max_bytes,
+            cfg.events.keep,
+        )
+        .with_context(|| format!("opening the events file {}", cfg.events.path))
+        .map_err(|e| fail(Exit::Usage, e))?;
+        Box::new(JsonLines::new(f))
     };
     let mut csv = match &a.envelopes {
         Some(p) => Some(EnvelopeCsv::new(BufWriter::new(

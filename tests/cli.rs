@@ -278,3 +278,38 @@ fn backend_ort_without_the_feature_says_how_to_rebuild() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("unknown backend"), "{}", stderr(&out));
 }
+
+#[test]
+fn events_file_rotates_without_splitting_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    let cfg = dir.path().join("c.toml");
+    // every event line is ~250 bytes: one per file
+    std::fs::write(
+        &cfg,
+        format!(
+            "[events]\npath = {:?}\nmax_bytes = 300\nkeep = 2\n",
+            events.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let out = run(&["replay", "--config", cfg.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.stdout.is_empty());
+    let ids = |p: &Path| -> Vec<u64> {
+        std::fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect()
+    };
+    let n = Scene::default().truth().len() as u64;
+    assert_eq!(ids(&events), vec![n]);
+    assert_eq!(ids(&dir.path().join("events.jsonl.1")), vec![n - 1]);
+    assert_eq!(ids(&dir.path().join("events.jsonl.2")), vec![n - 2]);
+    assert!(!dir.path().join("events.jsonl.3").exists());
+}
