@@ -408,6 +408,36 @@ def verify_baseline(out_dir: pathlib.Path) -> None:
           f"{int(np.argmax(y))}, median elsewhere {np.median(np.delete(y, moving)):.3f}")
 
 
+def sync_files(files: dict[str, bytes], out: pathlib.Path, check: bool, no_verify: bool) -> int | None:
+    """Writes `files` into `out` (or, with `check`, only compares them), then makes sure
+    onnxruntime is there for the verification. Returns an exit status to stop with, or None
+    to go on verifying. Shared with tests/fixtures/models/make_fixtures.py."""
+    if check:
+        stale = [n for n, b in files.items()
+                 if not (out / n).is_file() or (out / n).read_bytes() != b]
+        for n in files:
+            print(f"{n}: {'DIFFERS' if n in stale else 'up to date'}")
+        return 1 if stale else 0
+
+    out.mkdir(parents=True, exist_ok=True)
+    for n, b in files.items():
+        p = out / n
+        state = "unchanged" if p.is_file() and p.read_bytes() == b else "written"
+        p.write_bytes(b)
+        print(f"{n:<20} {len(b):>5} bytes  sha256 {hashlib.sha256(b).hexdigest()[:16]}  ({state})")
+
+    if no_verify:
+        print("verification skipped (--no-verify)")
+        return 0
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        print("onnxruntime is not installed: install it (models/requirements-baseline.txt) "
+              "or pass --no-verify", file=sys.stderr)
+        return 2
+    return None
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=pathlib.Path, default=HERE,
@@ -418,30 +448,10 @@ def main(argv=None) -> int:
                     help="write nothing; exit 1 if the files in --out differ from a fresh build")
     args = ap.parse_args(argv)
 
-    files = baseline_files()
-    if args.check:
-        stale = [n for n, b in files.items()
-                 if not (args.out / n).is_file() or (args.out / n).read_bytes() != b]
-        for n in files:
-            print(f"{n}: {'DIFFERS' if n in stale else 'up to date'}")
-        return 1 if stale else 0
-
-    args.out.mkdir(parents=True, exist_ok=True)
-    for n, b in files.items():
-        p = args.out / n
-        state = "unchanged" if p.is_file() and p.read_bytes() == b else "written"
-        p.write_bytes(b)
-        print(f"{p}: {len(b)} bytes, sha256 {hashlib.sha256(b).hexdigest()[:16]} ({state})")
-
-    if args.no_verify:
-        print("verification skipped (--no-verify)")
-        return 0
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        print("onnxruntime is not installed: install it (models/requirements-baseline.txt) "
-              "or pass --no-verify", file=sys.stderr)
-        return 2
+    status = sync_files(baseline_files(), args.out, args.check, args.no_verify)
+    if status is not None:
+        return status
+    import onnxruntime
     print(f"verifying with onnxruntime {onnxruntime.__version__}:")
     verify_baseline(args.out)
     print("all checks passed")
