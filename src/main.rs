@@ -49,15 +49,9 @@ enum Command {
     },
 }
 
-/// What to replay and with what: shared by `replay` and `bench`.
+/// Model, config and envelope mode: shared by `replay`, `bench` and `eval`.
 #[derive(Args)]
-struct PipelineArgs {
-    /// Media file: .y4m and .wav are read natively, anything else (mp4, mkv, webm, mov) through
-    /// ffmpeg; `-` reads Y4M from stdin. Omit it to replay the built-in synthetic scene.
-    media: Option<PathBuf>,
-    /// Take the audio from this file (any container) instead of MEDIA's own track.
-    #[arg(long, value_name = "FILE")]
-    audio: Option<PathBuf>,
+struct ModelArgs {
     /// The ONNX model (sidecar .toml beside it); default: config, then the built-in baseline.
     #[arg(long, value_name = "ONNX")]
     model: Option<PathBuf>,
@@ -67,6 +61,19 @@ struct PipelineArgs {
     /// Audio envelope mode (default: the mode the model was trained on).
     #[arg(long, value_name = "seed|frame-mean")]
     envelope: Option<EnvelopeMode>,
+}
+
+/// What to replay and with what: shared by `replay` and `bench`.
+#[derive(Args)]
+struct PipelineArgs {
+    /// Media file: .y4m and .wav are read natively, anything else (mp4, mkv, webm, mov) through
+    /// ffmpeg; `-` reads Y4M from stdin. Omit it to replay the built-in synthetic scene.
+    media: Option<PathBuf>,
+    /// Take the audio from this file (any container) instead of MEDIA's own track.
+    #[arg(long, value_name = "FILE")]
+    audio: Option<PathBuf>,
+    #[command(flatten)]
+    model: ModelArgs,
     /// Frames between model windows (1..=48), overriding the config.
     #[arg(long)]
     hop: Option<usize>,
@@ -112,15 +119,8 @@ struct BenchArgs {
 struct EvalArgs {
     /// Manifest (TOML) listing clips and their hit times; see eval/README.md.
     manifest: PathBuf,
-    /// The ONNX model; default: the built-in baseline.
-    #[arg(long, value_name = "ONNX")]
-    model: Option<PathBuf>,
-    /// Config file for the detector and hop.
-    #[arg(long, value_name = "TOML")]
-    config: Option<PathBuf>,
-    /// Audio envelope mode (default: the model's).
-    #[arg(long, value_name = "seed|frame-mean")]
-    envelope: Option<EnvelopeMode>,
+    #[command(flatten)]
+    model: ModelArgs,
     /// Write the metrics as JSON to this file (`-` for stdout, replacing the table).
     #[arg(long, value_name = "PATH|-")]
     json: Option<String>,
@@ -220,7 +220,7 @@ fn pipeline_options(
     loops: u32,
     realtime: bool,
 ) -> Result<(RawConfig, ReplayOptions), Failure> {
-    let mut cfg = load_config(p.config.as_deref())?;
+    let mut cfg = load_config(p.model.config.as_deref())?;
     if let Some(h) = p.hop {
         cfg.model.hop = h;
     }
@@ -250,10 +250,10 @@ fn pipeline_options(
     };
     let opts = ReplayOptions {
         input,
-        model: model_path(p.model, &cfg),
+        model: model_path(p.model.model, &cfg),
         backend: cfg.model.backend,
         hop: cfg.model.hop,
-        envelope_mode: p.envelope.or(cfg.envelope.mode),
+        envelope_mode: p.model.envelope.or(cfg.envelope.mode),
         detector: cfg.detector.clone(),
         realtime,
     };
@@ -306,18 +306,23 @@ fn cmd_replay(a: ReplayArgs) -> Result<(), Failure> {
 }
 
 fn cmd_eval(a: EvalArgs) -> Result<(), Failure> {
-    let cfg = load_config(a.config.as_deref())?;
-    let model = model_path(a.model, &cfg);
-    impactd::eval::run::run_cli(&a.manifest, &model, &cfg, a.envelope, a.json.as_deref()).map_err(
-        |e| {
-            let code = match &e {
-                impactd::eval::run::EvalError::Replay { source, .. } => replay_failure_code(source),
-                impactd::eval::run::EvalError::Manifest { .. } => Exit::Usage,
-                impactd::eval::run::EvalError::Write { .. } => Exit::Runtime,
-            };
-            fail(code, e)
-        },
+    let cfg = load_config(a.model.config.as_deref())?;
+    let model = model_path(a.model.model, &cfg);
+    impactd::eval::run::run_cli(
+        &a.manifest,
+        &model,
+        &cfg,
+        a.model.envelope,
+        a.json.as_deref(),
     )
+    .map_err(|e| {
+        let code = match &e {
+            impactd::eval::run::EvalError::Replay { source, .. } => replay_failure_code(source),
+            impactd::eval::run::EvalError::Manifest { .. } => Exit::Usage,
+            impactd::eval::run::EvalError::Write { .. } => Exit::Runtime,
+        };
+        fail(code, e)
+    })
 }
 
 fn replay_failure_code(e: &ReplayError) -> Exit {
