@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 use crate::cputime::CpuInstant;
 
 use crate::detector::{Detection, Detector, DetectorConfig, FrameValues, Kind};
-use crate::envelope::{EnvFrame, EnvelopeMode, EnvelopeStream, minmax_scale_into};
+use crate::envelope::{EnvFrame, EnvelopeMode, EnvelopeStream, MinMax};
 use crate::events::{Event, FrameRow, Sink, round};
 use crate::media::{GRID_FPS, Image};
 use crate::model::ModelError;
@@ -111,7 +111,6 @@ pub struct Engine {
     stats: Stats,
     scratch_env: Vec<EnvFrame>,
     scratch_det: Vec<Detection>,
-    scratch_scaled: Vec<f32>,
 }
 
 impl Engine {
@@ -139,7 +138,6 @@ impl Engine {
             stats: Stats::default(),
             scratch_env: Vec::new(),
             scratch_det: Vec::new(),
-            scratch_scaled: Vec::new(),
         }
     }
 
@@ -333,13 +331,8 @@ impl Engine {
             }
             let p = self.pending.pop_front().expect("front exists");
             // Observed, scaled over the predicting window (frames without audio count as silence).
-            let len = (p.win_end - p.win_start + 1) as usize;
-            let mut window = std::mem::take(&mut self.scratch_scaled);
-            window.clear();
-            window.extend((p.win_start..=p.win_end).map(|k| self.raw_at(k).unwrap_or(0.0)));
-            let mut scaled = vec![0.0; len];
-            minmax_scale_into(&window, &mut scaled);
-            self.scratch_scaled = window;
+            let scale =
+                MinMax::of((p.win_start..=p.win_end).map(|k| self.raw_at(k).unwrap_or(0.0)));
             let raw = match self.raw_at(p.index) {
                 Some(r) => r,
                 None => {
@@ -364,7 +357,7 @@ impl Engine {
             let values = FrameValues {
                 index: p.index,
                 predicted: p.predicted,
-                observed: scaled[(p.index - p.win_start) as usize],
+                observed: scale.apply(raw),
                 observed_raw: raw,
             };
             sink.frame(&FrameRow {

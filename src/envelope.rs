@@ -316,25 +316,41 @@ pub fn minmax_scale(raw: &[f32]) -> Vec<f32> {
 /// [`minmax_scale`] into a caller's buffer of the same length.
 pub fn minmax_scale_into(raw: &[f32], out: &mut [f32]) {
     assert_eq!(raw.len(), out.len());
-    let (min, max) = raw
-        .iter()
-        .filter(|v| v.is_finite())
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
-            (lo.min(v), hi.max(v))
-        });
-    let range = max - min;
-    // (written so that NaN bounds, from an all-NaN window, also count as silent)
-    let audible = max >= SILENCE_FLOOR && range > 1e-6 * max;
-    if !audible {
-        out.iter_mut().for_each(|v| *v = 0.0);
-        return;
-    }
+    let scale = MinMax::of(raw.iter().copied());
     for (o, &v) in out.iter_mut().zip(raw) {
-        *o = if v.is_finite() {
-            ((v - min) / range).clamp(0.0, 1.0)
-        } else {
-            0.0
-        };
+        *o = scale.apply(v);
+    }
+}
+
+/// The min-max scaling of one window (DESIGN.md step 5), to apply value by value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MinMax {
+    /// (min, max - min), or None for a silent or constant window (everything scales to 0).
+    bounds: Option<(f32, f32)>,
+}
+
+impl MinMax {
+    /// The scaling of the window `raw` (non-finite values are ignored).
+    pub fn of(raw: impl Iterator<Item = f32>) -> MinMax {
+        let (min, max) = raw
+            .filter(|v| v.is_finite())
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), v| {
+                (lo.min(v), hi.max(v))
+            });
+        let range = max - min;
+        // (written so that NaN bounds, from an all-NaN window, also count as silent)
+        let audible = max >= SILENCE_FLOOR && range > 1e-6 * max;
+        MinMax {
+            bounds: audible.then_some((min, range)),
+        }
+    }
+
+    /// `v` scaled to [0, 1]; 0 for a silent window or a non-finite value.
+    pub fn apply(self, v: f32) -> f32 {
+        match self.bounds {
+            Some((min, range)) if v.is_finite() => ((v - min) / range).clamp(0.0, 1.0),
+            _ => 0.0,
+        }
     }
 }
 
