@@ -11,6 +11,7 @@ pub mod engine;
 pub mod envelope;
 pub mod eval;
 pub mod events;
+pub mod health;
 pub mod media;
 pub mod model;
 pub mod preprocess;
