@@ -56,6 +56,11 @@ pub trait Sink {
     fn frame(&mut self, _row: &FrameRow) -> io::Result<()> {
         Ok(())
     }
+    /// Called with each 12-fps grid frame's picture before the engine gets it (evidence PNGs);
+    /// most sinks ignore it. It must not block: copy what is needed and return.
+    fn image(&mut self, _index: u64, _image: &crate::media::Image) -> io::Result<()> {
+        Ok(())
+    }
     /// Called at the end of the stream.
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
@@ -141,6 +146,9 @@ impl Sink for Fanout<'_> {
     }
     fn frame(&mut self, row: &FrameRow) -> io::Result<()> {
         self.0.iter_mut().try_for_each(|s| s.frame(row))
+    }
+    fn image(&mut self, index: u64, image: &crate::media::Image) -> io::Result<()> {
+        self.0.iter_mut().try_for_each(|s| s.image(index, image))
     }
     fn flush(&mut self) -> io::Result<()> {
         self.0.iter_mut().try_for_each(|s| s.flush())

@@ -57,7 +57,8 @@ impl SourceHealth {
     /// Records `n` frames or samples delivered at `now_ns` (ns since the run's start).
     pub fn delivered(&self, n: u64, now_ns: u64) {
         self.delivered.fetch_add(n, Ordering::Relaxed);
-        self.last_delivery_ns.store(now_ns.max(1), Ordering::Relaxed);
+        self.last_delivery_ns
+            .store(now_ns.max(1), Ordering::Relaxed);
     }
 
     /// Nanoseconds since the run's start of the last delivery, if any.
@@ -129,6 +130,46 @@ pub struct Health {
     pub events: [AtomicU64; 3],
     /// Monotonic time (ns since start) the engine last finished a frame; 0 = never.
     last_processed_ns: AtomicU64,
+    /// Wall time of each model window (preprocessing of its frames excluded).
+    pub inference: LatencyHistogram,
+}
+
+/// Upper bounds (s) of the inference latency histogram's buckets (`/metrics`).
+pub const LATENCY_BUCKETS_S: [f64; 12] = [
+    0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
+];
+
+/// A lock-free latency histogram: one atomic per bucket (not cumulative; `+Inf` is the count).
+#[derive(Debug, Default)]
+pub struct LatencyHistogram {
+    buckets: [AtomicU64; LATENCY_BUCKETS_S.len()],
+    count: AtomicU64,
+    sum_ns: AtomicU64,
+}
+
+impl LatencyHistogram {
+    /// Records one observation.
+    pub fn observe(&self, d: std::time::Duration) {
+        let s = d.as_secs_f64();
+        if let Some(i) = LATENCY_BUCKETS_S.iter().position(|&b| s <= b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_ns
+            .fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    /// (sum in s, count, (upper bound, observations in that bucket alone) per bucket; those
+    /// above the last bound are in the count only).
+    pub fn snapshot(&self) -> (f64, u64, Vec<(f64, u64)>) {
+        let buckets = LATENCY_BUCKETS_S
+            .iter()
+            .zip(&self.buckets)
+            .map(|(&b, c)| (b, c.load(Ordering::Relaxed)))
+            .collect();
+        let sum = self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9;
+        (sum, self.count.load(Ordering::Relaxed), buckets)
+    }
 }
 
 impl Default for Health {
@@ -149,6 +190,7 @@ impl Health {
             bad_windows: AtomicU64::new(0),
             events: Default::default(),
             last_processed_ns: AtomicU64::new(0),
+            inference: LatencyHistogram::default(),
         }
     }
 
@@ -164,7 +206,8 @@ impl Health {
     /// The engine finished one grid frame.
     pub fn frame_processed(&self) {
         self.frames_processed.fetch_add(1, Ordering::Relaxed);
-        self.last_processed_ns.store(self.now_ns().max(1), Ordering::Relaxed);
+        self.last_processed_ns
+            .store(self.now_ns().max(1), Ordering::Relaxed);
     }
 
     pub fn last_processed_ns(&self) -> Option<u64> {
@@ -220,15 +263,42 @@ mod tests {
         );
         h.video.set_online(true);
         h.audio.set_online(true);
-        assert!(h.problem(Duration::from_secs(1)).unwrap().contains("not delivered"));
+        assert!(
+            h.problem(Duration::from_secs(1))
+                .unwrap()
+                .contains("not delivered")
+        );
         h.video.delivered(1, h.now_ns());
         h.audio.delivered(480, h.now_ns());
-        assert!(h.problem(Duration::from_secs(1)).unwrap().contains("processing"));
+        assert!(
+            h.problem(Duration::from_secs(1))
+                .unwrap()
+                .contains("processing")
+        );
         h.frame_processed();
         assert_eq!(h.problem(Duration::from_secs(1)), None);
         std::thread::sleep(Duration::from_millis(20));
         let p = h.problem(Duration::from_millis(5)).unwrap();
         assert!(p.contains("video source has delivered nothing"), "{p}");
+    }
+
+    #[test]
+    fn latency_histogram_buckets_each_observation_once() {
+        let h = LatencyHistogram::default();
+        h.observe(Duration::from_micros(1500));
+        h.observe(Duration::from_millis(30));
+        h.observe(Duration::from_secs(60));
+        let (sum, count, b) = h.snapshot();
+        assert_eq!(count, 3);
+        assert!((sum - 60.0315).abs() < 1e-9, "{sum}");
+        assert_eq!(b[0], (0.001, 0));
+        assert_eq!(b[1], (0.002, 1));
+        assert_eq!(b[5], (0.05, 1));
+        assert_eq!(
+            b.iter().map(|x| x.1).sum::<u64>(),
+            2,
+            "60 s is only in the count"
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ use crate::cputime::CpuInstant;
 use crate::engine::{Engine, EngineConfig, EngineError, Stats};
 use crate::envelope::EnvelopeMode;
 use crate::events::Sink;
+use crate::health::Health;
 use crate::media::{AudioBlock, GRID_FPS, PixelFormat};
 use crate::model::predictor::{self, Predictor};
 use crate::model::{ModelError, ModelSpec};
@@ -103,6 +104,16 @@ pub fn load_model(
 
 /// Runs one replay, writing to `sink`.
 pub fn replay(opts: &ReplayOptions, sink: &mut dyn Sink) -> Result<ReplayReport, ReplayError> {
+    replay_with_health(opts, sink, &Health::new())
+}
+
+/// [`replay`], filling `health` as it goes (sources online while they deliver, delivered counts,
+/// audio level, frames, windows, inference latency, events by kind), for the HTTP and MQTT sinks.
+pub fn replay_with_health(
+    opts: &ReplayOptions,
+    sink: &mut dyn Sink,
+    health: &Health,
+) -> Result<ReplayReport, ReplayError> {
     let (predictor, spec) = load_model(&opts.model, opts.backend)?;
     let mode = opts
         .envelope_mode
@@ -141,7 +152,19 @@ pub fn replay(opts: &ReplayOptions, sink: &mut dyn Sink) -> Result<ReplayReport,
     };
     let mut engine = Engine::new(cfg, predictor);
     let started = Instant::now();
-    let result = drive(&mut engine, &vrx, &arx, sink, opts.realtime, started);
+    health.video.set_online(true);
+    health.audio.set_online(true);
+    let result = drive(
+        &mut engine,
+        &vrx,
+        &arx,
+        sink,
+        opts.realtime,
+        started,
+        health,
+    );
+    health.video.set_online(false);
+    health.audio.set_online(false);
     // Unblock and join the decoders whatever happened.
     drop(vrx);
     drop(arx);
@@ -262,13 +285,21 @@ fn drive(
     sink: &mut dyn Sink,
     realtime: bool,
     started: Instant,
+    health: &Health,
 ) -> Result<(), ReplayError> {
     let mut audio_open = true;
     let mut pump_audio =
         |engine: &mut Engine, until: f64, sink: &mut dyn Sink| -> Result<(), ReplayError> {
             while audio_open && engine.audio_time() < until {
                 match arx.recv() {
-                    Ok(Msg::Item(b)) => engine.push_audio(b.rate, &b.samples, sink)?,
+                    Ok(Msg::Item(b)) => {
+                        health
+                            .audio
+                            .delivered(b.samples.len() as u64, health.now_ns());
+                        health.audio.set_level_dbfs(level_dbfs(&b.samples));
+                        engine.push_audio(b.rate, &b.samples, sink)?;
+                        stats_to_health(engine.stats(), health);
+                    }
                     Ok(Msg::Err(e)) => return Err(e.into()),
                     Err(_) => {
                         audio_open = false;
@@ -295,7 +326,18 @@ fn drive(
                         f.index
                     )));
                 }
+                health.video.delivered(1, health.now_ns());
+                sink.image(f.index, &f.image).map_err(EngineError::Sink)?;
+                let (windows, model_time) = (engine.stats().windows, engine.stats().time_model);
                 engine.push_frame(f.index, &f.image, sink)?;
+                let s = engine.stats();
+                if s.windows > windows {
+                    let per = (s.time_model - model_time) / (s.windows - windows) as u32;
+                    for _ in windows..s.windows {
+                        health.inference.observe(per);
+                    }
+                }
+                stats_to_health(s, health);
             }
             Ok(Msg::Err(e)) => return Err(e.into()),
             Err(_) => break,
@@ -304,5 +346,29 @@ fn drive(
     engine.finish_video(sink)?;
     pump_audio(engine, f64::INFINITY, sink)?;
     engine.finish(sink)?;
+    stats_to_health(engine.stats(), health);
     Ok(())
+}
+
+/// Copies the engine's counters into `health` (the engine finishes frames in batches).
+fn stats_to_health(s: &Stats, health: &Health) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let before = health.frames_processed.load(Relaxed);
+    for _ in before..s.frames {
+        health.frame_processed();
+    }
+    health.windows.store(s.windows, Relaxed);
+    health.bad_windows.store(s.bad_windows, Relaxed);
+    health.events[0].store(s.events_impact, Relaxed);
+    health.events[1].store(s.events_unseen_sound, Relaxed);
+    health.events[2].store(s.events_silent_impact, Relaxed);
+}
+
+/// RMS level of a block in dBFS (-120 for silence).
+pub fn level_dbfs(samples: &[f32]) -> f32 {
+    if samples.is_empty() {
+        return -120.0;
+    }
+    let ms = samples.iter().map(|&x| x * x).sum::<f32>() / samples.len() as f32;
+    (10.0 * ms.max(1e-12).log10()).max(-120.0)
 }
