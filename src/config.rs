@@ -33,6 +33,9 @@ pub struct RawConfig {
     pub envelope: EnvelopeConfig,
     pub detector: DetectorConfig,
     pub events: EventsConfig,
+    pub http: HttpConfig,
+    pub mqtt: MqttConfig,
+    pub evidence: EvidenceConfig,
 }
 
 /// `[model]`
@@ -91,6 +94,121 @@ impl Default for EventsConfig {
     }
 }
 
+/// `[http]`: the HTTP server (SSE `/events`, `/metrics`, `/healthz`, `/status`); src/sinks/http.rs.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Serve at all (`--http ADDR` turns it on).
+    pub enabled: bool,
+    /// Address and port to listen on (port 0: any free port, logged at start).
+    pub bind: String,
+    /// Events kept in memory for SSE clients that resume with `Last-Event-ID`.
+    pub history: usize,
+    /// Events queued per SSE client; a client that falls this far behind is disconnected.
+    pub client_queue: usize,
+    /// At most this many SSE clients at once (further ones get 503).
+    pub max_clients: usize,
+    /// `/healthz` answers 503 when a source or the processing delivered nothing for this long.
+    #[serde(with = "humantime_serde_compat")]
+    pub stall: std::time::Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            enabled: false,
+            bind: "127.0.0.1:9464".into(),
+            history: 1000,
+            client_queue: 64,
+            max_clients: 16,
+            stall: std::time::Duration::from_secs(5),
+        }
+    }
+}
+
+/// `[mqtt]`: events and Home Assistant discovery over MQTT; src/sinks/mqtt.rs.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MqttConfig {
+    /// Broker URL, `mqtt://HOST[:PORT]` (1883) or `mqtts://HOST[:PORT]` (8883, TLS). Empty: off.
+    pub url: String,
+    /// Topic and Home Assistant id of this board: `impactd/<device>/...`. Empty: the host name.
+    pub device: String,
+    /// Username; empty: connect anonymously.
+    pub username: String,
+    /// File whose first line is the password (preferred; never logged).
+    pub password_file: PathBuf,
+    /// Environment variable holding the password, when there is no `password_file`.
+    pub password_env: String,
+    /// CA certificate (PEM) for `mqtts://`; empty: the system's roots.
+    pub tls_ca: PathBuf,
+    /// Home Assistant discovery prefix; empty: no discovery messages.
+    pub discovery_prefix: String,
+    /// Messages queued for the broker; when full the oldest is dropped (counted).
+    pub queue: usize,
+    /// MQTT keep-alive; the broker publishes the last will (`offline`) after 1.5 times this
+    /// without word from a board that vanished without closing its connection.
+    #[serde(with = "humantime_serde_compat")]
+    pub keep_alive: std::time::Duration,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        MqttConfig {
+            url: String::new(),
+            device: String::new(),
+            username: String::new(),
+            password_file: PathBuf::new(),
+            password_env: String::new(),
+            tls_ca: PathBuf::new(),
+            discovery_prefix: "homeassistant".into(),
+            queue: 256,
+            keep_alive: std::time::Duration::from_secs(30),
+        }
+    }
+}
+
+/// `[evidence]`: a PNG (envelopes and video frame) per event; src/sinks/evidence.rs.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvidenceConfig {
+    /// Directory for the files; empty: no evidence. Relative paths are relative to this file.
+    pub dir: PathBuf,
+    /// Event kinds that get a PNG.
+    pub kinds: Vec<crate::detector::Kind>,
+    /// Oldest files are deleted beyond this total size (bytes).
+    pub max_bytes: u64,
+    /// Files older than this are deleted.
+    #[serde(with = "humantime_serde_compat")]
+    pub max_age: std::time::Duration,
+}
+
+impl Default for EvidenceConfig {
+    fn default() -> Self {
+        EvidenceConfig {
+            dir: PathBuf::new(),
+            kinds: vec![crate::detector::Kind::Impact],
+            max_bytes: 100 * 1024 * 1024,
+            max_age: std::time::Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// Durations as humantime strings ("30s", "7days").
+mod humantime_serde_compat {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "{s:?} is not a duration ({e}); write e.g. \"30s\" or \"7days\""
+            ))
+        })
+    }
+}
+
 impl RawConfig {
     /// Reads, parses and checks a config file.
     pub fn load(path: &Path) -> Result<RawConfig, ConfigError> {
@@ -110,6 +228,18 @@ impl RawConfig {
         if lib.is_relative() && lib.parent().is_some_and(|p| !p.as_os_str().is_empty()) {
             if let Some(dir) = path.parent() {
                 cfg.model.ort_dylib = dir.join(&cfg.model.ort_dylib);
+            }
+        }
+        // So are the evidence directory and the MQTT secrets.
+        if let Some(dir) = path.parent() {
+            for p in [
+                &mut cfg.evidence.dir,
+                &mut cfg.mqtt.password_file,
+                &mut cfg.mqtt.tls_ca,
+            ] {
+                if !p.as_os_str().is_empty() && p.is_relative() {
+                    *p = dir.join(&*p);
+                }
             }
         }
         Ok(cfg)
@@ -145,6 +275,7 @@ impl RawConfig {
         if self.events.path.is_empty() {
             return Err("events.path is empty: use \"-\" for stdout or a file path".into());
         }
+        crate::sinks::check_config(self)?;
         Ok(())
     }
 }

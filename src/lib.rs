@@ -17,4 +17,5 @@ pub mod model;
 pub mod preprocess;
 pub mod replay;
 pub mod rotate;
+pub mod sinks;
 pub mod sources;

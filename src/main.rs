@@ -98,6 +98,40 @@ struct ReplayArgs {
     /// Print a summary of counters and stage timings on stderr at the end.
     #[arg(long)]
     stats: bool,
+    #[command(flatten)]
+    streams: StreamArgs,
+}
+
+/// The event streams (README, "Events out"), overriding `[http]`, `[mqtt]`, `[evidence]`.
+#[derive(Args)]
+struct StreamArgs {
+    /// Serve SSE /events, /metrics, /healthz, /status on this address (port 0: any free port).
+    #[arg(long, value_name = "ADDR:PORT")]
+    http: Option<String>,
+    /// Publish events to this MQTT broker (mqtt://HOST[:PORT] or mqtts://...).
+    #[arg(long, value_name = "URL")]
+    mqtt: Option<String>,
+    /// Write evidence PNGs (envelopes and video frame per event) into this directory.
+    #[arg(long, value_name = "DIR")]
+    evidence: Option<PathBuf>,
+    /// Keep the HTTP server and MQTT connection up this long after the stream ends.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    linger: Option<std::time::Duration>,
+}
+
+impl StreamArgs {
+    fn apply(&self, cfg: &mut RawConfig) {
+        if let Some(a) = &self.http {
+            cfg.http.enabled = true;
+            cfg.http.bind = a.clone();
+        }
+        if let Some(u) = &self.mqtt {
+            cfg.mqtt.url = u.clone();
+        }
+        if let Some(d) = &self.evidence {
+            cfg.evidence.dir = d.clone();
+        }
+    }
 }
 
 #[derive(Args)]
@@ -261,7 +295,27 @@ fn pipeline_options(
 }
 
 fn cmd_replay(a: ReplayArgs) -> Result<(), Failure> {
-    let (cfg, opts) = pipeline_options(a.pipeline, a.events.as_deref(), 1, a.realtime)?;
+    let (mut cfg, opts) = pipeline_options(a.pipeline, a.events.as_deref(), 1, a.realtime)?;
+    a.streams.apply(&mut cfg);
+    cfg.check()
+        .map_err(|e| fail(Exit::Usage, anyhow::anyhow!("{e}")))?;
+    let health = std::sync::Arc::new(impactd::health::Health::new());
+    let mut streams = impactd::sinks::build(
+        &cfg,
+        health.clone(),
+        impactd::sinks::RunInfo {
+            model: opts.model.display().to_string(),
+            backend: format!("{:?}", opts.backend).to_lowercase(),
+            mode: "replay".into(),
+        },
+    )
+    .map_err(|e| {
+        let code = match e {
+            impactd::sinks::SinkError::Thread(_) => Exit::Runtime,
+            _ => Exit::Usage,
+        };
+        fail(code, e)
+    })?;
     let mut events: Box<dyn Sink> = if cfg.events.path == "-" {
         Box::new(JsonLines::new(io::stdout().lock()))
     } else {
@@ -286,8 +340,14 @@ fn cmd_replay(a: ReplayArgs) -> Result<(), Failure> {
     if let Some(c) = csv.as_mut() {
         sinks.push(c);
     }
+    if !streams.is_empty() {
+        sinks.push(&mut streams);
+    }
     let mut fan = Fanout(sinks);
-    let report = replay::replay(&opts, &mut fan).map_err(replay_failure)?;
+    let result = replay::replay_with_health(&opts, &mut fan, &health);
+    drop(fan);
+    streams.shutdown(a.streams.linger.unwrap_or_default());
+    let report = result.map_err(replay_failure)?;
     let s = &report.stats;
     log::info!(
         "done: {} frames ({:.1} s), {} windows, events: {} impact, {} unseen_sound, {} silent_impact; {:.0}x real time",
