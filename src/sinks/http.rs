@@ -307,7 +307,11 @@ fn status(ctx: &Ctx) -> serde_json::Value {
     let st = &ctx.hub.stats;
     let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
     let problem = h.problem(ctx.stall);
+    // Through its JSON text: as a Value directly, its f32s would widen to f64 noise.
     let last = ctx.hub.lock().last_event.clone();
+    let last: Option<serde_json::Value> = last
+        .and_then(|e| serde_json::to_string(&*e).ok())
+        .and_then(|t| serde_json::from_str(&t).ok());
     serde_json::json!({
         "version": env!("CARGO_PKG_VERSION"),
         "mode": ctx.info.mode,
@@ -331,7 +335,7 @@ fn status(ctx: &Ctx) -> serde_json::Value {
             "mqtt_connected": get(&st.mqtt_connected) == 1,
             "evidence_written": get(&st.evidence_written),
         },
-        "last_event": last.as_deref(),
+        "last_event": last,
     })
 }
 
@@ -419,5 +423,88 @@ fn stream(w: &mut dyn Write, first: &[Arc<str>], rx: &Receiver<Arc<str>>) -> std
             }
             Err(RecvTimeoutError::Disconnected) => return Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detector::Kind;
+
+    fn event(id: u64) -> Arc<Event> {
+        Arc::new(Event {
+            id,
+            kind: Kind::Impact,
+            t: id as f64,
+            frame: id * 12,
+            confidence: 0.5,
+            predicted: 0.5,
+            observed: 0.5,
+            ts: String::new(),
+            class: None,
+            class_confidence: None,
+            visual_frame: None,
+            audio_frame: None,
+            observed_raw: 0.0,
+        })
+    }
+
+    fn hub(history: usize, client_queue: usize) -> Hub {
+        Hub {
+            state: Mutex::new(HubState {
+                history: VecDeque::new(),
+                clients: Vec::new(),
+                last_event: None,
+            }),
+            history,
+            client_queue,
+            max_clients: 4,
+            stats: Arc::new(SinkStats::default()),
+        }
+    }
+
+    #[test]
+    fn a_client_that_falls_behind_is_dropped_and_the_others_keep_receiving() {
+        let h = hub(10, 2);
+        let (_, stalled) = h.subscribe(None);
+        let (_, reader) = h.subscribe(None);
+        for id in 1..=5 {
+            h.publish(&event(id));
+            assert!(
+                reader
+                    .try_recv()
+                    .unwrap()
+                    .starts_with(&format!("id: {id}\n"))
+            );
+        }
+        assert_eq!(h.stats.sse_clients_dropped.load(Ordering::Relaxed), 1);
+        assert_eq!(h.lock().clients.len(), 1);
+        // The stalled client gets what was queued, then the end of its stream.
+        assert_eq!(stalled.iter().count(), 2);
+    }
+
+    #[test]
+    fn resume_points_within_and_beyond_the_history() {
+        let h = hub(3, 8);
+        for id in 1..=5 {
+            h.publish(&event(id));
+        }
+        let ids = |first: &[Arc<str>]| -> Vec<String> {
+            first
+                .iter()
+                .map(|m| m.lines().next().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(ids(&h.subscribe(Some(4)).0), ["id: 5"]);
+        assert_eq!(ids(&h.subscribe(Some(2)).0), ["id: 3", "id: 4", "id: 5"]);
+        assert_eq!(ids(&h.subscribe(Some(5)).0), Vec::<String>::new());
+        let (first, _) = h.subscribe(Some(1));
+        assert_eq!(ids(&first), ["event: overflow", "id: 3", "id: 4", "id: 5"]);
+        assert!(first[0].contains("\"missed\":1"), "{}", first[0]);
+        assert!(
+            h.subscribe(None).0.is_empty(),
+            "no resume point: only new events"
+        );
+        assert_eq!(h.stats.sse_history_overflows.load(Ordering::Relaxed), 1);
     }
 }

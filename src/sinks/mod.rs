@@ -305,3 +305,74 @@ pub fn build(cfg: &RawConfig, health: Arc<Health>, info: RunInfo) -> Result<Stre
     }
     Ok(s)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn a_full_queue_drops_its_oldest_message_and_counts_it() {
+        let (tx, rx) = channel(2);
+        let stats = Arc::new(SinkStats::default());
+        let mut s = Streams {
+            outlets: vec![Outlet {
+                tx,
+                oldest: rx.clone(),
+                dropped: "mqtt",
+                rows: false,
+                images: false,
+            }],
+            stats: stats.clone(),
+            threads: Vec::new(),
+            http: None,
+            mqtt: None,
+        };
+        let row = |k| FrameRow {
+            frame: k,
+            t: 0.0,
+            predicted: 0.0,
+            observed: 0.0,
+            observed_raw: 0.0,
+        };
+        // Rows do not go to a sink that does not want them.
+        s.frame(&row(0)).unwrap();
+        assert!(rx.is_empty());
+        for k in 1..=5 {
+            s.push(Msg::Row(row(k)), |_| true);
+        }
+        assert_eq!(stats.dropped_mqtt.load(Ordering::Relaxed), 3);
+        let kept: Vec<u64> = rx
+            .try_iter()
+            .map(|m| match m {
+                Msg::Row(r) => r.frame,
+                _ => panic!(),
+            })
+            .collect();
+        assert_eq!(kept, [4, 5], "the newest stay");
+    }
+
+    #[test]
+    fn stream_config_errors_name_the_key() {
+        for (text, key) in [
+            (
+                "[http]\nenabled = true\nbind = \"localhost\"\n",
+                "http.bind",
+            ),
+            ("[http]\nhistory = 0\n", "http.history"),
+            ("[http]\nclient_queue = 0\n", "http.client_queue"),
+            ("[http]\nstall = \"soon\"\n", "soon"),
+            ("[mqtt]\nurl = \"tcp://x\"\n", "mqtt.url"),
+            ("[mqtt]\ndevice = \"a/b\"\n", "mqtt.device"),
+            ("[mqtt]\nqueue = 0\n", "mqtt.queue"),
+            ("[mqtt]\npasword_file = \"x\"\n", "pasword_file"),
+            ("[evidence]\nkinds = [\"boom\"]\n", "boom"),
+            ("[evidence]\nmax_age = \"7\"\n", "max_age"),
+        ] {
+            let e = RawConfig::parse(text, Path::new("c.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key) && e.contains("c.toml"), "{text:?}: {e}");
+        }
+    }
+}

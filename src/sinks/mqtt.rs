@@ -420,18 +420,19 @@ impl Publisher {
             }
             match events.recv_timeout(Duration::from_millis(200)) {
                 Ok(Msg::Event(e)) => {
-                    let mut v = match serde_json::to_value(&*e) {
-                        Ok(v) => v,
-                        Err(_) => continue,
+                    // The JSON line as it is (to_value would widen its f32s to f64 noise),
+                    // with `event_type` first.
+                    let Ok(line) = serde_json::to_string(&*e) else {
+                        continue;
                     };
-                    v["event_type"] = json!(e.kind.as_str());
+                    let payload =
+                        format!("{{\"event_type\":\"{}\",{}", e.kind.as_str(), &line[1..]);
                     if self.recent.len() == 100_000 {
                         self.recent.pop_front();
                     }
                     self.recent.push_back((Instant::now(), e.kind));
                     // Waits while rumqttc's own buffer is full (broker down): our queue then
                     // fills and the pipeline drops the oldest, counted.
-                    let payload = v.to_string();
                     loop {
                         let r = self.client.try_publish(
                             &self.topics.events,
