@@ -12,7 +12,8 @@
 //! saying what was lost (`{"requested_after":N,"oldest_available":M,"missed":K}`), never a
 //! silent gap. Each SSE client has a writer thread and a queue of `http.client_queue` events;
 //! a client that falls that far behind is disconnected (and counted), so a client that never
-//! reads stalls nobody else. Keep-alive comments every 15 s find dead connections.
+//! reads stalls nobody else, and its connection ends when a write has waited
+//! [`SEND_TIMEOUT`]. Keep-alive comments every 15 s find dead connections.
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -34,6 +35,42 @@ use crate::health::Health;
 
 /// Time between keep-alive comments on an idle SSE stream.
 const KEEPALIVE: Duration = Duration::from_secs(15);
+/// A write that cannot go out for this long ends its connection: an SSE client that stopped
+/// reading frees its thread and slot. Set on the listening socket, inherited by every
+/// accepted one (tiny_http does not expose its sockets).
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// An idle keep-alive connection is closed after this.
+pub const RECV_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Binds `addr` with [`SEND_TIMEOUT`] and [`RECV_TIMEOUT`] on the listening socket, so that the
+/// connections it accepts inherit them (Linux copies the socket's options on accept).
+pub fn listen(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use std::os::fd::AsRawFd;
+    let l = std::net::TcpListener::bind(addr)?;
+    for (opt, d) in [
+        (libc::SO_SNDTIMEO, SEND_TIMEOUT),
+        (libc::SO_RCVTIMEO, RECV_TIMEOUT),
+    ] {
+        let tv = libc::timeval {
+            tv_sec: d.as_secs() as libc::time_t,
+            tv_usec: 0,
+        };
+        // SAFETY: a valid socket fd and a timeval of the size passed.
+        let r = unsafe {
+            libc::setsockopt(
+                l.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                &tv as *const libc::timeval as *const libc::c_void,
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            )
+        };
+        if r != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(l)
+}
 
 /// Events kept for resuming clients, and the connected clients' queues.
 struct HubState {
@@ -157,7 +194,7 @@ impl Server {
             .bind
             .parse()
             .map_err(|e| bind_err(format!("not an address:port ({e})")))?;
-        let listener = std::net::TcpListener::bind(addr).map_err(|e| bind_err(e.to_string()))?;
+        let listener = listen(addr).map_err(|e| bind_err(e.to_string()))?;
         let addr = listener.local_addr().map_err(|e| bind_err(e.to_string()))?;
         let server = Arc::new(
             tiny_http::Server::from_listener(listener, None)
@@ -461,6 +498,15 @@ mod tests {
             max_clients: 4,
             stats: Arc::new(SinkStats::default()),
         }
+    }
+
+    #[test]
+    fn accepted_connections_inherit_the_timeouts() {
+        let l = listen("127.0.0.1:0".parse().unwrap()).unwrap();
+        let _c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, _) = l.accept().unwrap();
+        assert_eq!(s.write_timeout().unwrap(), Some(SEND_TIMEOUT));
+        assert_eq!(s.read_timeout().unwrap(), Some(RECV_TIMEOUT));
     }
 
     #[test]
