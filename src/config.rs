@@ -181,6 +181,9 @@ pub struct EvidenceConfig {
     /// Files older than this are deleted.
     #[serde(with = "humantime_serde_compat")]
     pub max_age: std::time::Duration,
+    /// Also a clip of the seconds around each event: MP4 through ffmpeg when it is installed,
+    /// else Y4M + WAV.
+    pub clips: bool,
 }
 
 impl Default for EvidenceConfig {
@@ -190,6 +193,7 @@ impl Default for EvidenceConfig {
             kinds: vec![crate::detector::Kind::Impact],
             max_bytes: 100 * 1024 * 1024,
             max_age: std::time::Duration::from_secs(7 * 24 * 3600),
+            clips: false,
         }
     }
 }

@@ -61,6 +61,11 @@ pub trait Sink {
     fn image(&mut self, _index: u64, _image: &crate::media::Image) -> io::Result<()> {
         Ok(())
     }
+    /// Called with each block of audio (first channel, -1..1) before the engine gets it
+    /// (evidence clips); most sinks ignore it. It must not block.
+    fn audio(&mut self, _rate: u32, _samples: &[f32]) -> io::Result<()> {
+        Ok(())
+    }
     /// Called at the end of the stream.
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
@@ -149,6 +154,9 @@ impl Sink for Fanout<'_> {
     }
     fn image(&mut self, index: u64, image: &crate::media::Image) -> io::Result<()> {
         self.0.iter_mut().try_for_each(|s| s.image(index, image))
+    }
+    fn audio(&mut self, rate: u32, samples: &[f32]) -> io::Result<()> {
+        self.0.iter_mut().try_for_each(|s| s.audio(rate, samples))
     }
     fn flush(&mut self) -> io::Result<()> {
         self.0.iter_mut().try_for_each(|s| s.flush())

@@ -297,6 +297,7 @@ fn drive(
                             .audio
                             .delivered(b.samples.len() as u64, health.now_ns());
                         health.audio.set_level_dbfs(level_dbfs(&b.samples));
+                        sink.audio(b.rate, &b.samples).map_err(EngineError::Sink)?;
                         engine.push_audio(b.rate, &b.samples, sink)?;
                         stats_to_health(engine.stats(), health);
                     }

@@ -259,3 +259,80 @@ fn a_full_disk_skips_evidence_and_events_still_flow() {
     assert_eq!(names.len(), 2, "{names:?}");
     assert!(!names.iter().any(|n| n.contains("event00001")), "{names:?}");
 }
+
+/// Files in `dir` ending with `suffix`, sorted.
+fn with_suffix(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(suffix))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn clips_are_mp4_through_ffmpeg_else_y4m_and_wav() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, "[evidence]\ndir = \"ev\"\nclips = true\n").unwrap();
+    let d = Daemon::start(&["replay", "--config", cfg.to_str().unwrap()]);
+    let (code, _, err) = d.finish(Duration::from_secs(120));
+    assert_eq!(code, 0, "{err}");
+    let ev = dir.path().join("ev");
+    let mp4 = with_suffix(&ev, "-event00002-impact.mp4");
+    assert_eq!(mp4.len(), 1, "{:?}", with_suffix(&ev, ""));
+    assert!(with_suffix(&ev, ".y4m").is_empty(), "replaced by the MP4");
+    // Event 2 is at 5.57 s: 2 s before to 1.5 s after, video and sound.
+    let probe = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration:stream=codec_type",
+            "-of",
+            "compact",
+        ])
+        .arg(&mp4[0])
+        .output()
+        .expect("ffprobe (package ffmpeg)");
+    let text = String::from_utf8_lossy(&probe.stdout);
+    assert!(
+        text.contains("codec_type=video") && text.contains("codec_type=audio"),
+        "{text}"
+    );
+    let dur: f64 = text
+        .split("duration=")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!((3.3..3.7).contains(&dur), "duration {dur}");
+
+    // Without ffmpeg: the Y4M and the WAV stay, and say so once.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, "[evidence]\ndir = \"ev\"\nclips = true\n").unwrap();
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_impactd"));
+    c.args(["replay", "--config", cfg.to_str().unwrap()]);
+    c.env("IMPACTD_FFMPEG", dir.path().join("no-such-ffmpeg"));
+    let (code, _, err) = Daemon::from_command(c).finish(Duration::from_secs(120));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(err.matches("clips stay Y4M + WAV").count(), 1, "{err}");
+    let ev = dir.path().join("ev");
+    let wav = with_suffix(&ev, "-event00002-impact.wav");
+    let y4m = with_suffix(&ev, "-event00002-impact.y4m");
+    assert_eq!((wav.len(), y4m.len()), (1, 1), "{:?}", with_suffix(&ev, ""));
+    let r = hound::WavReader::open(&wav[0]).unwrap();
+    assert_eq!((r.spec().sample_rate, r.spec().channels), (44100, 1));
+    let secs = r.duration() as f64 / 44100.0;
+    assert!((secs - 3.5).abs() < 0.01, "{secs} s of audio");
+    let mut dec = y4m::Decoder::new(std::fs::File::open(&y4m[0]).unwrap()).unwrap();
+    assert!(dec.get_width() <= evidence::THUMB_WIDTH as usize);
+    let mut frames = 0;
+    while dec.read_frame().is_ok() {
+        frames += 1;
+    }
+    assert_eq!(frames, 42, "3.5 s at 12 fps");
+}

@@ -10,6 +10,10 @@
 //! never sees half a file. After each file the directory is trimmed to `evidence.max_bytes` and
 //! `evidence.max_age` (oldest first). A failed write (full disk, no permission) skips that PNG,
 //! is logged and counted (`impactd_evidence_skipped_total`); events flow on regardless.
+//!
+//! With `evidence.clips`, the thread also keeps the last 10 s of audio and writes, beside each
+//! PNG, the seconds around the event as Y4M (the thumbnails, 4:4:4) + WAV (16-bit), then asks
+//! ffmpeg for an MP4 in their place; without ffmpeg the Y4M and WAV stay.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io;
@@ -37,6 +41,10 @@ pub const ROWS_KEPT: usize = 240;
 /// Seconds of envelope shown before and after the event.
 pub const BEFORE_S: f64 = 3.0;
 pub const AFTER_S: f64 = 1.5;
+/// Seconds of clip before the event (after: [`AFTER_S`]).
+pub const CLIP_BEFORE_S: f64 = 2.0;
+/// Audio kept for clips (s).
+const AUDIO_KEPT_S: f64 = 10.0;
 /// Thumbnails are at most this wide.
 pub const THUMB_WIDTH: u32 = 320;
 /// Top of the y axis: headroom above loudness 1 keeps the legend off the curves.
@@ -295,6 +303,14 @@ pub struct Writer {
     frames: VecDeque<(u64, Arc<Image>)>,
     rows: VecDeque<FrameRow>,
     pending: Vec<(Arc<Event>, Option<Arc<Image>>)>,
+    clips: bool,
+    /// The last [`AUDIO_KEPT_S`] of audio, its rate, and how many samples came before its end.
+    audio: VecDeque<f32>,
+    rate: u32,
+    audio_end: u64,
+    ffmpeg: std::ffi::OsString,
+    /// ffmpeg could not be run: clips stay Y4M + WAV (logged once).
+    no_ffmpeg: bool,
 }
 
 impl Writer {
@@ -315,6 +331,12 @@ impl Writer {
             frames: VecDeque::with_capacity(FRAMES_KEPT),
             rows: VecDeque::with_capacity(ROWS_KEPT),
             pending: Vec::new(),
+            clips: cfg.clips,
+            audio: VecDeque::new(),
+            rate: 0,
+            audio_end: 0,
+            ffmpeg: crate::sources::ffmpeg::FfmpegTools::from_env().ffmpeg,
+            no_ffmpeg: false,
         })
     }
 
@@ -345,6 +367,15 @@ impl Writer {
                     self.pending.push((e, frame));
                 }
                 Msg::Event(_) => {}
+                Msg::Audio(rate, samples) => {
+                    self.rate = rate;
+                    self.audio.extend(samples.iter());
+                    self.audio_end += samples.len() as u64;
+                    let keep = (AUDIO_KEPT_S * rate as f64) as usize;
+                    if self.audio.len() > keep {
+                        self.audio.drain(..self.audio.len() - keep);
+                    }
+                }
                 Msg::Flush => self.write_ready(f64::INFINITY),
             }
         }
@@ -364,6 +395,14 @@ impl Writer {
                 Ok(path) => {
                     self.stats.evidence_written.fetch_add(1, Ordering::Relaxed);
                     log::debug!("evidence: event {} -> {}", e.id, path.display());
+                    if self.clips {
+                        // Not with_extension: the time in the name has a '.' of its own.
+                        let base = path.to_string_lossy();
+                        let base = Path::new(base.strip_suffix(".png").unwrap_or(&base));
+                        if let Err(err) = self.write_clip(&e, base) {
+                            log::warn!("evidence: no clip for event {}: {err}", e.id);
+                        }
+                    }
                     self.plots.insert(e.id, path);
                     self.trim();
                 }
@@ -400,6 +439,124 @@ impl Writer {
         Ok(path)
     }
 
+    /// Writes `BASE.y4m` and `BASE.wav` (2 s before to 1.5 s after the event, from the
+    /// thumbnails and audio held), then, if ffmpeg runs, `BASE.mp4` in their place.
+    fn write_clip(&mut self, e: &Event, base: &Path) -> Result<(), String> {
+        let t0 = (e.t - CLIP_BEFORE_S).max(0.0);
+        let t1 = e.t + AFTER_S;
+        let frames: Vec<&Arc<Image>> = self
+            .frames
+            .iter()
+            .filter(|(i, _)| {
+                let t = *i as f64 / GRID_FPS as f64;
+                t >= t0 && t < t1
+            })
+            .map(|(_, f)| f)
+            .collect();
+        let Some(first) = frames.first() else {
+            return Err("its frames are no longer held".into());
+        };
+        let (w, h) = (first.width as usize, first.height as usize);
+        let named = |ext: &str| {
+            let mut p = base.as_os_str().to_owned();
+            p.push(ext);
+            PathBuf::from(p)
+        };
+        let (y4m, wav, mp4) = (named(".y4m"), named(".wav"), named(".mp4"));
+        let io = |p: &Path, err: &dyn std::fmt::Display| format!("{}: {err}", p.display());
+        {
+            let f = std::fs::File::create(&y4m).map_err(|err| io(&y4m, &err))?;
+            let mut enc = y4m::EncoderBuilder::new(w, h, y4m::Ratio::new(GRID_FPS as usize, 1))
+                .with_colorspace(y4m::Colorspace::C444)
+                .write_header(io::BufWriter::new(f))
+                .map_err(|err| io(&y4m, &err))?;
+            let (mut yp, mut up, mut vp) = (vec![0u8; w * h], vec![0u8; w * h], vec![0u8; w * h]);
+            for img in frames
+                .iter()
+                .filter(|f| f.width as usize == w && f.height as usize == h)
+            {
+                for (i, px) in img.data.chunks_exact(3).enumerate() {
+                    let (r, g, b) = (px[0] as f32, px[1] as f32, px[2] as f32);
+                    // BT.601, full range.
+                    yp[i] = (0.299 * r + 0.587 * g + 0.114 * b).round() as u8;
+                    up[i] = (128.0 - 0.168736 * r - 0.331264 * g + 0.5 * b)
+                        .round()
+                        .clamp(0.0, 255.0) as u8;
+                    vp[i] = (128.0 + 0.5 * r - 0.418688 * g - 0.081312 * b)
+                        .round()
+                        .clamp(0.0, 255.0) as u8;
+                }
+                enc.write_frame(&y4m::Frame::new([&yp, &up, &vp], None))
+                    .map_err(|err| io(&y4m, &err))?;
+            }
+        }
+        {
+            let rate = self.rate.max(1);
+            let spec = hound::WavSpec {
+                channels: 1,
+                sample_rate: rate,
+                bits_per_sample: 16,
+                sample_format: hound::SampleFormat::Int,
+            };
+            let mut out = hound::WavWriter::create(&wav, spec).map_err(|err| io(&wav, &err))?;
+            let held_from = self.audio_end - self.audio.len() as u64;
+            let from = ((t0 * rate as f64) as u64).max(held_from);
+            let to = ((t1 * rate as f64) as u64).min(self.audio_end);
+            for k in from..to {
+                let x = self.audio[(k - held_from) as usize];
+                out.write_sample((x.clamp(-1.0, 1.0) * 32767.0).round() as i16)
+                    .map_err(|err| io(&wav, &err))?;
+            }
+            out.finalize().map_err(|err| io(&wav, &err))?;
+        }
+        if self.no_ffmpeg {
+            return Ok(());
+        }
+        let run = std::process::Command::new(&self.ffmpeg)
+            .args(["-nostdin", "-v", "error", "-y", "-i"])
+            .arg(&y4m)
+            .arg("-i")
+            .arg(&wav)
+            .args([
+                "-vf",
+                "scale=trunc(iw/2)*2:trunc(ih/2)*2",
+                "-c:v",
+                "libx264",
+                "-pix_fmt",
+                "yuv420p",
+                "-c:a",
+                "aac",
+                "-shortest",
+            ])
+            .arg(&mp4)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .output();
+        match run {
+            Ok(o) if o.status.success() => {
+                let _ = std::fs::remove_file(&y4m);
+                let _ = std::fs::remove_file(&wav);
+            }
+            Ok(o) => {
+                let _ = std::fs::remove_file(&mp4);
+                log::warn!(
+                    "evidence: ffmpeg could not make {} (Y4M + WAV kept): {}",
+                    mp4.display(),
+                    String::from_utf8_lossy(&o.stderr).trim()
+                );
+            }
+            Err(err) => {
+                self.no_ffmpeg = true;
+                log::info!(
+                    "evidence: clips stay Y4M + WAV: {:?} cannot be run ({err}; {} names another)",
+                    self.ffmpeg,
+                    crate::sources::ffmpeg::FFMPEG_ENV
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// Deletes evidence files older than `max_age`, then the oldest until the total fits
     /// `max_bytes`.
     fn trim(&self) {
@@ -412,7 +569,10 @@ impl Writer {
             .filter(|d| {
                 let n = d.file_name();
                 let n = n.to_string_lossy();
-                n.contains("-event") && n.ends_with(".png")
+                n.contains("-event")
+                    && [".png", ".mp4", ".y4m", ".wav"]
+                        .iter()
+                        .any(|x| n.ends_with(x))
             })
             .filter_map(|d| {
                 let m = d.metadata().ok()?;

@@ -38,6 +38,8 @@ pub enum Msg {
     Event(Arc<Event>),
     Row(FrameRow),
     Image(u64, Arc<Image>),
+    /// A block of audio (rate, samples), for clips.
+    Audio(u32, Arc<[f32]>),
     /// End of the stream: write whatever waits for more frames.
     Flush,
 }
@@ -132,6 +134,7 @@ struct Outlet {
     dropped: &'static str,
     rows: bool,
     images: bool,
+    audio: bool,
 }
 
 /// The configured sinks as one [`Sink`] for the engine. Never blocks.
@@ -231,6 +234,12 @@ impl Sink for Streams {
         }
         Ok(())
     }
+    fn audio(&mut self, rate: u32, samples: &[f32]) -> io::Result<()> {
+        if self.outlets.iter().any(|o| o.audio) {
+            self.push(Msg::Audio(rate, samples.into()), |o| o.audio);
+        }
+        Ok(())
+    }
     fn flush(&mut self) -> io::Result<()> {
         self.push(Msg::Flush, |o| o.rows);
         Ok(())
@@ -268,6 +277,7 @@ pub fn build(cfg: &RawConfig, health: Arc<Health>, info: RunInfo) -> Result<Stre
             dropped: "evidence",
             rows: true,
             images: true,
+            audio: cfg.evidence.clips,
         });
         s.threads.push(("evidence", t));
     }
@@ -288,6 +298,7 @@ pub fn build(cfg: &RawConfig, health: Arc<Health>, info: RunInfo) -> Result<Stre
             dropped: "http",
             rows: false,
             images: false,
+            audio: false,
         });
         s.http = Some(server);
     }
@@ -300,6 +311,7 @@ pub fn build(cfg: &RawConfig, health: Arc<Health>, info: RunInfo) -> Result<Stre
             dropped: "mqtt",
             rows: false,
             images: false,
+            audio: false,
         });
         s.mqtt = Some(m);
     }
@@ -322,6 +334,7 @@ mod tests {
                 dropped: "mqtt",
                 rows: false,
                 images: false,
+                audio: false,
             }],
             stats: stats.clone(),
             threads: Vec::new(),
