@@ -112,7 +112,13 @@ pub fn check_config(cfg: &RawConfig) -> Result<(), String> {
         }
     }
     if !cfg.mqtt.url.is_empty() {
-        mqtt::Broker::parse(&cfg.mqtt.url).map_err(|e| format!("mqtt.url: {e}"))?;
+        let b = mqtt::Broker::parse(&cfg.mqtt.url).map_err(|e| format!("mqtt.url: {e}"))?;
+        if b.tls && cfg.mqtt.tls_ca.as_os_str().is_empty() {
+            return Err(format!(
+                "mqtt.url = {:?} uses TLS: set mqtt.tls_ca to the broker's CA certificate (PEM; /etc/ssl/certs/ca-certificates.crt for a public CA)",
+                cfg.mqtt.url
+            ));
+        }
     }
     if cfg.mqtt.keep_alive < Duration::from_secs(1) {
         return Err("mqtt.keep_alive must be at least 1s".into());
@@ -376,6 +382,7 @@ mod tests {
             ("[http]\nclient_queue = 0\n", "http.client_queue"),
             ("[http]\nstall = \"soon\"\n", "soon"),
             ("[mqtt]\nurl = \"tcp://x\"\n", "mqtt.url"),
+            ("[mqtt]\nurl = \"mqtts://x\"\n", "mqtt.tls_ca"),
             ("[mqtt]\ndevice = \"a/b\"\n", "mqtt.device"),
             ("[mqtt]\nqueue = 0\n", "mqtt.queue"),
             ("[mqtt]\npasword_file = \"x\"\n", "pasword_file"),
