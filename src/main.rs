@@ -307,6 +307,7 @@ fn cmd_replay(a: ReplayArgs) -> Result<(), Failure> {
             model: opts.model.display().to_string(),
             backend: format!("{:?}", opts.backend).to_lowercase(),
             mode: "replay".into(),
+            lossless: !a.realtime,
         },
     )
     .map_err(|e| {

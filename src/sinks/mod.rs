@@ -8,7 +8,9 @@
 //! `impactd_sink_dropped_total{sink}` (a slow MQTT broker or PNG encoder loses old news, not the
 //! newest). SSE clients have their own queues behind the HTTP sink, with the other policy: a
 //! client that falls `client_queue` events behind is **disconnected** (counted in
-//! `impactd_sse_clients_dropped_total`) and may resume with `Last-Event-ID`.
+//! `impactd_sse_clients_dropped_total`) and may resume with `Last-Event-ID`. One exception: in a
+//! replay as fast as it goes (lossless, [`RunInfo::lossless`]) the evidence queue waits for room,
+//! as replay's decoders do, so PNGs and clips never miss rows or frames.
 //!
 //! [`build`] makes every configured sink from the config and the run's [`Health`]; `replay`
 //! and `run` both call it and pass [`Streams`] to the engine as one more `Sink`.
@@ -75,6 +77,10 @@ pub struct RunInfo {
     pub backend: String,
     /// "replay" or "run".
     pub mode: String,
+    /// A replay as fast as it goes: the evidence queue then waits instead of dropping, like
+    /// replay's own queues (replay is lossless, so its PNGs and clips are complete). Live
+    /// capture and `--realtime` leave it false: nothing may hold up the pipeline.
+    pub lossless: bool,
 }
 
 /// A sink setup problem: the message names the key or address.
@@ -141,6 +147,8 @@ struct Outlet {
     rows: bool,
     images: bool,
     audio: bool,
+    /// Wait for room instead of dropping the oldest (evidence in a lossless replay).
+    block: bool,
 }
 
 /// The configured sinks as one [`Sink`] for the engine. Never blocks.
@@ -176,6 +184,10 @@ impl Streams {
     fn push(&self, msg: Msg, want: impl Fn(&Outlet) -> bool) {
         for o in self.outlets.iter().filter(|o| want(o)) {
             let mut m = msg.clone();
+            if o.block {
+                let _ = o.tx.send(m); // Err: the sink has stopped
+                continue;
+            }
             loop {
                 match o.tx.try_send(m) {
                     Ok(()) => break,
@@ -284,6 +296,7 @@ pub fn build(cfg: &RawConfig, health: Arc<Health>, info: RunInfo) -> Result<Stre
             rows: true,
             images: true,
             audio: cfg.evidence.clips,
+            block: info.lossless,
         });
         s.threads.push(("evidence", t));
     }
@@ -305,6 +318,7 @@ pub fn build(cfg: &RawConfig, health: Arc<Health>, info: RunInfo) -> Result<Stre
             rows: false,
             images: false,
             audio: false,
+            block: false,
         });
         s.http = Some(server);
     }
@@ -318,6 +332,7 @@ pub fn build(cfg: &RawConfig, health: Arc<Health>, info: RunInfo) -> Result<Stre
             rows: false,
             images: false,
             audio: false,
+            block: false,
         });
         s.mqtt = Some(m);
     }
@@ -341,6 +356,7 @@ mod tests {
                 rows: false,
                 images: false,
                 audio: false,
+                block: false,
             }],
             stats: stats.clone(),
             threads: Vec::new(),
