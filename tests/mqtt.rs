@@ -367,3 +367,133 @@ fn a_broker_that_vanishes_is_retried_and_events_keep_flowing() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(events(&out).len(), SCENE_EVENTS, "events flowed to stdout");
 }
+
+/// Runs openssl (package openssl) and panics with its stderr on failure.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl must be installed for the TLS test (apt-get install openssl)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it, in `dir`.
+fn make_certs(dir: &Path) {
+    let req = [
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+    ];
+    openssl(
+        dir,
+        &[
+            &req[..],
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-subj",
+                "/CN=impactd-test-ca",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        dir,
+        &[
+            &req[..],
+            &[
+                "-keyout",
+                "other-ca.key",
+                "-out",
+                "other-ca.pem",
+                "-subj",
+                "/CN=someone-else",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    );
+    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ],
+    );
+}
+
+#[test]
+fn tls_with_the_right_ca_delivers_and_a_wrong_ca_is_refused_and_retried() {
+    let certs = tempfile::tempdir().unwrap();
+    make_certs(certs.path());
+    let c = |f: &str| certs.path().join(f).display().to_string();
+    let broker = Broker::start(
+        &format!(
+            "allow_anonymous true\ncafile {}\ncertfile {}\nkeyfile {}",
+            c("ca.pem"),
+            c("server.pem"),
+            c("server.key")
+        ),
+        |_| {},
+    );
+    let url = format!("mqtts://127.0.0.1:{}", broker.port);
+    let dir = tempfile::tempdir().unwrap();
+
+    let cfg = config(
+        dir.path(),
+        &format!("[mqtt]\ndevice = \"bench1\"\ntls_ca = {:?}\n", c("ca.pem")),
+    );
+    let d = Daemon::start(&["replay", "--config", &cfg, "--mqtt", &url, "--linger", "1s"]);
+    let (code, _, err) = d.finish(Duration::from_secs(120));
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains(&format!("mqtt: connected to {url}")), "{err}");
+    assert!(!err.contains("retrying"), "{err}");
+
+    // A CA that did not sign the broker's certificate: refused, logged, retried; events flow.
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "[mqtt]\ndevice = \"bench1\"\ntls_ca = {:?}\n",
+            c("other-ca.pem")
+        ),
+    );
+    let mut d = Daemon::start(&["replay", "--realtime", "--config", &cfg, "--mqtt", &url]);
+    d.wait_for("retrying in 2s", Duration::from_secs(60));
+    let (code, out, err) = d.finish(Duration::from_secs(120));
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("mqtt: connected"), "{err}");
+    assert_eq!(events(&out).len(), SCENE_EVENTS);
+}
