@@ -146,7 +146,6 @@ pub fn discovery(prefix: &str, t: &Topics) -> Vec<(String, serde_json::Value)> {
         json!({
             "name": name,
             "unique_id": format!("{node}_{id}"),
-            "object_id": format!("{node}_{id}"),
             "availability_topic": t.availability,
             "payload_available": "online",
             "payload_not_available": "offline",
