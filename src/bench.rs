@@ -100,21 +100,125 @@ impl ModelLatency {
     }
 }
 
+/// Loads the model on `backend` and fills one window with the built-in scene's first frames.
+fn loaded_window(
+    model: &Path,
+    backend: BackendKind,
+) -> Result<
+    (
+        Box<dyn crate::model::predictor::Predictor>,
+        crate::model::ModelSpec,
+    ),
+    ReplayError,
+> {
+    let (mut pred, spec) = replay::load_model(model, backend)?;
+    let scene = crate::sources::synthetic::Scene::default();
+    let format = crate::preprocess::source_format(spec.sidecar.input.colour);
+    for i in 0..pred.frames() as u64 {
+        let img = scene.render_frame(i as f64 / 12.0, i, format);
+        pred.push_frame(i, &img)?;
+    }
+    pred.predict()?; // warm-up
+    Ok((pred, spec))
+}
+
+/// Times tract and ONNX Runtime on the same model and the same window, alternating window by
+/// window so that load on a shared machine hits both alike. Needs the `ort` feature.
+pub fn compare_backends(model: &Path, windows: usize) -> Result<BackendComparison, ReplayError> {
+    let (mut tract, spec) = loaded_window(model, BackendKind::Tract)?;
+    let (mut ort, _) = loaded_window(model, BackendKind::Ort)?;
+    let n = windows.max(1);
+    let (mut t, mut o) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for _ in 0..n {
+        let t0 = Instant::now();
+        tract.predict()?;
+        t.push(t0.elapsed());
+        let t0 = Instant::now();
+        ort.predict()?;
+        o.push(t0.elapsed());
+    }
+    let frames = tract.frames();
+    let (a, b) = (tract.predict()?, ort.predict()?);
+    let max_abs_diff = a
+        .envelope
+        .iter()
+        .zip(&b.envelope)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
+    let latency = [
+        ModelLatency {
+            model: spec.summary(),
+            backend: "tract",
+            frames_per_window: frames,
+            per_window: t,
+        },
+        ModelLatency {
+            model: spec.summary(),
+            backend: "ort",
+            frames_per_window: frames,
+            per_window: o,
+        },
+    ];
+    Ok(BackendComparison {
+        latency,
+        max_abs_diff,
+    })
+}
+
+/// [`compare_backends`]' result.
+#[derive(Debug, Clone)]
+pub struct BackendComparison {
+    /// tract, then ort.
+    pub latency: [ModelLatency; 2],
+    /// The largest difference between the two backends' envelopes for the same window.
+    pub max_abs_diff: f32,
+}
+
+/// The comparison as a table: per window, per frame, and the ratio tract / ort.
+pub fn format_comparison(cmp: &BackendComparison) -> String {
+    let c = &cmp.latency;
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "tract vs ort on {} ({} windows each, alternating):",
+        c[0].model,
+        c[0].per_window.len()
+    );
+    let _ = writeln!(
+        o,
+        "backend  median ms/window  p95 ms/window  median ms/frame"
+    );
+    for l in c {
+        let _ = writeln!(
+            o,
+            "{:<8} {:>16.3} {:>14.3} {:>16.4}",
+            l.backend,
+            ms(l.percentile(0.5)),
+            ms(l.percentile(0.95)),
+            ms(l.percentile(0.5)) / l.frames_per_window as f64
+        );
+    }
+    let _ = writeln!(
+        o,
+        "ratio tract/ort (median): {:.2}",
+        c[0].percentile(0.5).as_secs_f64() / c[1].percentile(0.5).as_secs_f64().max(1e-12)
+    );
+    let _ = writeln!(
+        o,
+        "envelopes of the same window differ by at most {:.2e}",
+        cmp.max_abs_diff
+    );
+    o
+}
+
 /// Runs the model `windows` times on a window of the built-in scene's frames.
 pub fn model_latency(
     model: &Path,
     backend: BackendKind,
     windows: usize,
 ) -> Result<ModelLatency, ReplayError> {
-    let (mut pred, spec) = replay::load_model(model, backend)?;
-    let scene = crate::sources::synthetic::Scene::default();
-    let format = crate::preprocess::source_format(spec.sidecar.input.colour);
+    let (mut pred, spec) = loaded_window(model, backend)?;
     let frames = pred.frames();
-    for i in 0..frames as u64 {
-        let img = scene.render_frame(i as f64 / 12.0, i, format);
-        pred.push_frame(i, &img)?;
-    }
-    pred.predict()?; // warm-up
     let mut per_window = Vec::with_capacity(windows);
     for _ in 0..windows.max(1) {
         let t0 = Instant::now();

@@ -51,6 +51,39 @@ pub struct ModelConfig {
     /// ONNX Runtime shared library for backend "ort". Empty: `ORT_DYLIB_PATH`, else the system's
     /// libonnxruntime.so. A bare file name is searched by the dynamic loader.
     pub ort_dylib: PathBuf,
+    /// ONNX Runtime execution providers for backend "ort", in order of preference.
+    pub providers: Vec<crate::model::Provider>,
+    /// When a requested provider cannot be registered: "fail" or "fallback" (to the next one).
+    pub on_provider_failure: crate::model::OnProviderFailure,
+    /// `[model.tensorrt]`: options of the TensorRT provider.
+    pub tensorrt: TensorRtConfig,
+}
+
+/// `[model.tensorrt]`: options of ONNX Runtime's TensorRT execution provider (backend "ort").
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TensorRtConfig {
+    /// Let TensorRT pick fp16 kernels where faster.
+    pub fp16: bool,
+    /// Let TensorRT pick int8 kernels (needs a model with Q/DQ nodes or a calibration table).
+    pub int8: bool,
+    /// Directory for built engines (and TensorRT's timing cache). Empty: `$CACHE_DIRECTORY/tensorrt`
+    /// (systemd's CacheDirectory=), else `$XDG_CACHE_HOME/impactd/tensorrt`, else
+    /// `~/.cache/impactd/tensorrt`. Relative paths are relative to the config file.
+    pub engine_cache: PathBuf,
+    /// Run on this DLA core (Jetson AGX/NX Orin: 0 or 1); unset: the GPU.
+    pub dla_core: Option<u32>,
+}
+
+impl ModelConfig {
+    /// The execution-provider settings backend "ort" reads ([`crate::model::set_ort_providers`]).
+    pub fn ort_providers(&self) -> crate::model::OrtProviders {
+        crate::model::OrtProviders {
+            providers: self.providers.clone(),
+            on_failure: self.on_provider_failure,
+            tensorrt: self.tensorrt.clone(),
+        }
+    }
 }
 
 impl Default for ModelConfig {
@@ -60,6 +93,9 @@ impl Default for ModelConfig {
             backend: BackendKind::Tract,
             hop: 6,
             ort_dylib: PathBuf::new(),
+            providers: vec![crate::model::Provider::Cpu],
+            on_provider_failure: crate::model::OnProviderFailure::Fail,
+            tensorrt: TensorRtConfig::default(),
         }
     }
 }
@@ -234,12 +270,13 @@ impl RawConfig {
                 cfg.model.ort_dylib = dir.join(&cfg.model.ort_dylib);
             }
         }
-        // So are the evidence directory and the MQTT secrets.
+        // So are the evidence directory, the MQTT secrets and the TensorRT engine cache.
         if let Some(dir) = path.parent() {
             for p in [
                 &mut cfg.evidence.dir,
                 &mut cfg.mqtt.password_file,
                 &mut cfg.mqtt.tls_ca,
+                &mut cfg.model.tensorrt.engine_cache,
             ] {
                 if !p.as_os_str().is_empty() && p.is_relative() {
                     *p = dir.join(&*p);
@@ -276,12 +313,38 @@ impl RawConfig {
                 self.model.hop
             ));
         }
+        check_providers(&self.model.providers)?;
         if self.events.path.is_empty() {
             return Err("events.path is empty: use \"-\" for stdout or a file path".into());
         }
         crate::sinks::check_config(self)?;
         Ok(())
     }
+}
+
+/// `[model] providers`: at least one, none twice, and nothing after "cpu" (which always
+/// registers, so a provider after it could never be used).
+fn check_providers(list: &[crate::model::Provider]) -> Result<(), String> {
+    use crate::model::Provider;
+    if list.is_empty() {
+        return Err(
+            "model.providers is empty: list at least one of \"tensorrt\", \"cuda\", \"cpu\"".into(),
+        );
+    }
+    for (i, p) in list.iter().enumerate() {
+        if list[..i].contains(p) {
+            return Err(format!("model.providers names \"{}\" twice", p.name()));
+        }
+    }
+    if let Some(i) = list.iter().position(|p| *p == Provider::Cpu) {
+        if i + 1 < list.len() {
+            return Err(format!(
+                "model.providers: \"{}\" after \"cpu\" would never be used (the CPU provider always registers); put \"cpu\" last",
+                list[i + 1].name()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The built-in default model: `IMPACTD_MODEL`, else the first of `./models/`, the install's
@@ -361,6 +424,60 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(e.contains(key), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn providers_and_tensorrt_options_parse() {
+        use crate::model::{OnProviderFailure, Provider};
+        let text = "[model]\nproviders = [\"tensorrt\", \"cuda\", \"cpu\"]\n\
+                    on_provider_failure = \"fallback\"\n\
+                    [model.tensorrt]\nfp16 = true\nengine_cache = \"trt\"\ndla_core = 1\n";
+        let cfg = RawConfig::parse(text, Path::new("c.toml")).unwrap();
+        assert_eq!(
+            cfg.model.providers,
+            [Provider::Tensorrt, Provider::Cuda, Provider::Cpu]
+        );
+        assert_eq!(cfg.model.on_provider_failure, OnProviderFailure::Fallback);
+        assert!(cfg.model.tensorrt.fp16 && !cfg.model.tensorrt.int8);
+        assert_eq!(cfg.model.tensorrt.dla_core, Some(1));
+        // load() makes the engine cache relative to the config file
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, text).unwrap();
+        let cfg = RawConfig::load(&file).unwrap();
+        assert_eq!(cfg.model.tensorrt.engine_cache, dir.path().join("trt"));
+    }
+
+    #[test]
+    fn bad_provider_lists_name_the_key_and_the_provider() {
+        for (text, needles) in [
+            (
+                "[model]\nproviders = []\n",
+                &["model.providers", "empty"][..],
+            ),
+            (
+                "[model]\nproviders = [\"cuda\", \"cuda\"]\n",
+                &["model.providers", "\"cuda\" twice"][..],
+            ),
+            (
+                "[model]\nproviders = [\"cpu\", \"tensorrt\"]\n",
+                &["\"tensorrt\" after \"cpu\"", "put \"cpu\" last"][..],
+            ),
+            (
+                "[model]\nproviders = [\"rocm\"]\n",
+                &["rocm", "tensorrt"][..],
+            ),
+            ("[model]\non_provider_failure = \"retry\"\n", &["retry"][..]),
+            ("[model.tensorrt]\nfp32 = true\n", &["fp32"][..]),
+            ("[model.tensorrt]\ndla_core = -1\n", &["dla_core"][..]),
+        ] {
+            let e = RawConfig::parse(text, Path::new("c.toml"))
+                .unwrap_err()
+                .to_string();
+            for n in needles {
+                assert!(e.contains(n), "{text:?}: {n:?} not in {e}");
+            }
         }
     }
 }

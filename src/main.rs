@@ -147,6 +147,10 @@ struct BenchArgs {
     /// Also time the model alone over this many windows (0: skip).
     #[arg(long, default_value_t = 200)]
     windows: usize,
+    /// Time the model on tract and on ONNX Runtime (same model, same window, alternating) and
+    /// print both and their ratio; needs a build with `--features ort`.
+    #[arg(long)]
+    compare_backends: bool,
 }
 
 #[derive(Args)]
@@ -234,6 +238,7 @@ fn load_config(path: Option<&Path>) -> Result<RawConfig, Failure> {
     };
     // Process-wide, like ONNX Runtime itself: read when the first "ort" model loads.
     impactd::model::set_ort_dylib(&cfg.model.ort_dylib);
+    impactd::model::set_ort_providers(cfg.model.ort_providers());
     Ok(cfg)
 }
 
@@ -409,6 +414,11 @@ fn cmd_bench(a: BenchArgs) -> Result<(), Failure> {
         None
     };
     print!("{}", impactd::bench::format(&report, latency.as_ref()));
+    if a.compare_backends {
+        let c = impactd::bench::compare_backends(&opts.model, a.windows.max(1))
+            .map_err(replay_failure)?;
+        print!("{}", impactd::bench::format_comparison(&c));
+    }
     Ok(())
 }
 

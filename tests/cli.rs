@@ -279,6 +279,15 @@ fn backend_ort_without_the_feature_says_how_to_rebuild() {
     assert!(stderr(&out).contains("unknown backend"), "{}", stderr(&out));
 }
 
+#[cfg(not(feature = "ort"))]
+#[test]
+fn bench_compare_backends_without_the_feature_says_how_to_rebuild() {
+    let out = run(&["bench", "--compare-backends", "--windows", "5"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--features ort"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+}
+
 #[test]
 fn events_file_rotates_without_splitting_lines() {
     let dir = tempfile::tempdir().unwrap();

@@ -170,3 +170,188 @@ fn a_missing_library_is_a_model_error_naming_the_path() {
     );
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// Writes a config choosing backend "ort" with `model` lines appended to `[model]`.
+fn ort_config(dir: &std::path::Path, model_lines: &str) -> PathBuf {
+    let cfg = dir.join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[model]\nbackend = \"ort\"\n{model_lines}\n[model.tensorrt]\nengine_cache = \"trt\"\n"
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+#[test]
+fn tensorrt_on_the_cpu_only_library_fails_by_default_naming_provider_and_policy() {
+    // The PyPI onnxruntime wheel has no TensorRT: "fail" (the default) must refuse the model.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = ort_config(dir.path(), "providers = [\"tensorrt\", \"cpu\"]");
+    let out = impactd()
+        .env("ORT_DYLIB_PATH", dylib())
+        .args(["replay", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    for needle in [
+        "execution provider \"tensorrt\" could not be registered",
+        "TensorrtExecutionProvider",
+        "on_provider_failure = \"fail\"",
+    ] {
+        assert!(err.contains(needle), "{needle:?} not in {err}");
+    }
+    assert!(out.stdout.is_empty(), "no events on failure");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn fallback_logs_each_refused_provider_and_runs_on_the_cpu_like_tract() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = ort_config(
+        dir.path(),
+        "providers = [\"tensorrt\", \"cuda\", \"cpu\"]\non_provider_failure = \"fallback\"",
+    );
+    let csv = dir.path().join("fallback.csv");
+    let out = impactd()
+        .env("ORT_DYLIB_PATH", dylib())
+        .args(["replay", "--config"])
+        .arg(&cfg)
+        .arg("--envelopes")
+        .arg(&csv)
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    for needle in [
+        "execution provider \"tensorrt\" refused, falling back",
+        "execution provider \"cuda\" refused, falling back",
+    ] {
+        assert!(err.contains(needle), "{needle:?} not in {err}");
+    }
+    // Same events as tract, so the CPU provider really ran the model.
+    let (ev_tract, _) = replay("tract", dir.path());
+    let kinds = |text: &str| -> Vec<(String, u64)> {
+        text.lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .map(|e| {
+                (
+                    e["kind"].as_str().unwrap().into(),
+                    e["frame"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let tract_kinds: Vec<(String, u64)> = ev_tract
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap().into(),
+                e["frame"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(kinds(&String::from_utf8_lossy(&out.stdout)), tract_kinds);
+}
+
+#[test]
+fn fallback_without_cpu_in_the_list_is_not_a_silent_cpu_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = ort_config(
+        dir.path(),
+        "providers = [\"tensorrt\", \"cuda\"]\non_provider_failure = \"fallback\"",
+    );
+    let out = impactd()
+        .env("ORT_DYLIB_PATH", dylib())
+        .args(["replay", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(
+        err.contains("none of the execution providers in [model] providers (tensorrt, cuda)")
+            && err.contains("add \"cpu\""),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn the_provider_report_says_what_runs_and_what_was_refused() {
+    // The data /status reports: through the library, as the daemon holds it.
+    use impactd::model::{OnProviderFailure, OrtProviders, Provider};
+    let dir = tempfile::tempdir().unwrap();
+    impactd::model::set_ort_dylib(&dylib());
+    impactd::model::set_ort_providers(OrtProviders {
+        providers: vec![Provider::Tensorrt, Provider::Cpu],
+        on_failure: OnProviderFailure::Fallback,
+        tensorrt: impactd::config::TensorRtConfig {
+            engine_cache: dir.path().join("trt"),
+            ..Default::default()
+        },
+    });
+    let (pred, _) = impactd::replay::load_model(
+        &root().join("models/motion-baseline.onnx"),
+        impactd::model::BackendKind::Ort,
+    )
+    .unwrap();
+    let report = pred.providers();
+    assert_eq!(report.providers_active, ["cpu"]);
+    assert_eq!(report.providers_refused.len(), 1, "{report:?}");
+    assert_eq!(report.providers_refused[0].provider, "tensorrt");
+    assert!(
+        report.providers_refused[0]
+            .reason
+            .contains("TensorrtExecutionProvider"),
+        "{report:?}"
+    );
+    // The engine cache was prepared before TensorRT was tried.
+    assert!(dir.path().join("trt").is_dir());
+    // And it serialises for /status.
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["providers_active"][0], "cpu");
+    assert_eq!(json["providers_refused"][0]["provider"], "tensorrt");
+}
+
+#[test]
+fn bench_compares_both_backends_on_the_same_window() {
+    let out = impactd()
+        .env("ORT_DYLIB_PATH", dylib())
+        .args(["bench", "--compare-backends", "--windows", "20"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let row = |name: &str| -> Vec<f64> {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(name) && l.split_whitespace().count() == 4)
+            .unwrap_or_else(|| panic!("no {name} row in {text}"));
+        line.split_whitespace()
+            .skip(1)
+            .map(|v| v.parse().unwrap())
+            .collect()
+    };
+    let (t, o) = (row("tract"), row("ort"));
+    assert!(t[0] > 0.0 && o[0] > 0.0, "{text}");
+    // per frame = per window / 48
+    assert!((t[2] * 48.0 - t[0]).abs() < 0.01, "{text}");
+    let ratio: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ratio tract/ort (median): "))
+        .unwrap_or_else(|| panic!("no ratio in {text}"))
+        .parse()
+        .unwrap();
+    assert!((ratio - t[0] / o[0]).abs() < 0.02 * ratio + 0.01, "{text}");
+    let diff: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("envelopes of the same window differ by at most "))
+        .unwrap_or_else(|| panic!("no difference line in {text}"))
+        .parse()
+        .unwrap();
+    assert!(diff <= 1e-3, "{text}");
+}

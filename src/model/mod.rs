@@ -333,6 +333,80 @@ pub trait Session: Send {
     /// Runs on one input of the shape given at open (row-major), returns the outputs in the order
     /// of [`GraphSpec::outputs`].
     fn run(&mut self, input: &[f32]) -> Result<Vec<Output>, ModelError>;
+    /// Where the graph runs, for logs and `/status`: the default is tract's `["cpu"]`.
+    fn providers(&self) -> ProviderReport {
+        ProviderReport {
+            providers_active: vec!["cpu".into()],
+            providers_refused: Vec::new(),
+        }
+    }
+}
+
+/// Which execution providers a session runs on, and which of those the config asked for could
+/// not be had (`on_provider_failure = "fallback"`): data for `/status`, so a fallback is never
+/// silent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ProviderReport {
+    /// Registered providers in priority order, as named in the config (`"tensorrt"`, `"cuda"`,
+    /// `"cpu"`). ONNX Runtime places each node on the first of them that supports it.
+    pub providers_active: Vec<String>,
+    /// Requested providers that were refused, each with the reason.
+    pub providers_refused: Vec<ProviderRefusal>,
+}
+
+/// A requested execution provider that could not be registered.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ProviderRefusal {
+    /// The provider as named in the config.
+    pub provider: String,
+    /// ONNX Runtime's reason.
+    pub reason: String,
+}
+
+/// An ONNX Runtime execution provider (`[model] providers`), for backend `ort`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    /// NVIDIA TensorRT (Jetson: JetPack's onnxruntime-gpu build).
+    Tensorrt,
+    /// NVIDIA CUDA.
+    Cuda,
+    /// ONNX Runtime's own CPU kernels.
+    Cpu,
+}
+
+impl Provider {
+    /// The name used in the config and in `/status`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Provider::Tensorrt => "tensorrt",
+            Provider::Cuda => "cuda",
+            Provider::Cpu => "cpu",
+        }
+    }
+}
+
+/// What happens when a requested execution provider cannot be registered
+/// (`[model] on_provider_failure`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnProviderFailure {
+    /// Refuse to load the model, naming the provider and ONNX Runtime's reason.
+    #[default]
+    Fail,
+    /// Warn, record it in [`ProviderReport::providers_refused`] and try the next provider.
+    Fallback,
+}
+
+/// The execution-provider part of `[model]` that backend `ort` needs.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct OrtProviders {
+    /// Providers in order of preference; empty means `["cpu"]`.
+    pub providers: Vec<Provider>,
+    /// Fail or fall back when one cannot be registered.
+    pub on_failure: OnProviderFailure,
+    /// `[model.tensorrt]`.
+    pub tensorrt: crate::config::TensorRtConfig,
 }
 
 /// Which backend the configuration asks for.
@@ -369,6 +443,27 @@ pub fn set_ort_dylib(path: &Path) {
         Ok(mut g) => *g = value,
         Err(poisoned) => *poisoned.into_inner() = value,
     }
+}
+
+/// `[model] providers`, `on_provider_failure` and `[model.tensorrt]`, for backend `ort`.
+/// Process-wide like [`set_ort_dylib`]; read whenever an `ort` model is opened.
+static ORT_PROVIDERS: Mutex<Option<OrtProviders>> = Mutex::new(None);
+
+/// Sets the execution providers backend `ort` asks for. Harmless without the `ort` feature.
+pub fn set_ort_providers(p: OrtProviders) {
+    match ORT_PROVIDERS.lock() {
+        Ok(mut g) => *g = Some(p),
+        Err(poisoned) => *poisoned.into_inner() = Some(p),
+    }
+}
+
+/// The providers set by [`set_ort_providers`] (default: the CPU provider only).
+pub fn ort_providers() -> OrtProviders {
+    let g = match ORT_PROVIDERS.lock() {
+        Ok(g) => g.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
+    };
+    g.unwrap_or_default()
 }
 
 /// The ONNX Runtime library path set by [`set_ort_dylib`], if any.

@@ -1,8 +1,15 @@
 //! The ONNX Runtime backend (cargo feature `ort`), through the `ort` crate with `load-dynamic`:
 //! nothing is linked or downloaded at build time; the shared library is loaded at run time from
 //! `[model] ort_dylib` ([`super::set_ort_dylib`]), else `ORT_DYLIB_PATH`, else the system's
-//! `libonnxruntime.so`. CPU execution provider only, one intra-op thread (the engine gives the
-//! model one processing thread, like tract).
+//! `libonnxruntime.so`. One intra-op thread (the engine gives the model one processing thread,
+//! like tract).
+//!
+//! Execution providers come from `[model] providers` ([`super::set_ort_providers`]), registered
+//! one by one in that order, each logged as registered or refused. A refused one either fails the
+//! load (`on_provider_failure = "fail"`, the default) or is skipped with a warning and recorded in
+//! the session's [`ProviderReport`] (`"fallback"`). Without `"cpu"` in the list, ONNX Runtime's
+//! implicit CPU fallback for unsupported nodes is switched off too: nothing runs on the CPU unless
+//! asked for.
 //!
 //! `ort` panics when it cannot load the library or finds one older than the API it was built for
 //! (1.22 for ort 2.0.0-rc.10), so [`init`] opens the library itself first (libloading) and checks
@@ -12,12 +19,18 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use ort::execution_providers::{
+    CPUExecutionProvider, CUDAExecutionProvider, ExecutionProvider, TensorRTExecutionProvider,
+};
 use ort::session::Session as OrtSession;
-use ort::session::builder::GraphOptimizationLevel;
+use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 use ort::tensor::TensorElementType;
 use ort::value::{TensorRef, ValueType};
 
-use super::{Backend, GraphSpec, ModelError, Output, Session};
+use super::{
+    Backend, GraphSpec, ModelError, OnProviderFailure, OrtProviders, Output, Provider,
+    ProviderRefusal, ProviderReport, Session,
+};
 
 /// The oldest ONNX Runtime minor version (1.x) this build of ort can drive.
 const MIN_MINOR: u32 = ort::MINOR_VERSION;
@@ -27,6 +40,7 @@ pub struct OrtBackend;
 
 struct OrtRun {
     session: OrtSession,
+    providers: ProviderReport,
     input_name: String,
     input_shape: Vec<i64>,
     outputs: Vec<(String, Vec<usize>)>,
@@ -186,16 +200,33 @@ impl Backend for OrtBackend {
         let runtime = init().map_err(load_err)?;
         log::debug!("ort backend: {runtime}");
         let ort_err = |e: ort::Error| load_err(e.to_string());
-        let session = OrtSession::builder()
+        let mut builder = OrtSession::builder()
             .map_err(ort_err)?
             .with_optimization_level(GraphOptimizationLevel::Level3)
             .map_err(ort_err)?
             .with_intra_threads(1)
             .map_err(ort_err)?
             .with_inter_threads(1)
-            .map_err(ort_err)?
-            .commit_from_file(&spec.path)
             .map_err(ort_err)?;
+        let choice = super::ort_providers();
+        let providers = register_providers(&mut builder, &choice).map_err(load_err)?;
+        if !providers.providers_active.iter().any(|p| p == "cpu") {
+            // ONNX Runtime would quietly run the nodes the GPU providers lack on its CPU.
+            builder = builder
+                .with_config_entry("session.disable_cpu_ep_fallback", "1")
+                .map_err(ort_err)?;
+        }
+        let session = builder.commit_from_file(&spec.path).map_err(|e| {
+            load_err(format!(
+                "{e} (execution providers: {})",
+                providers.providers_active.join(", ")
+            ))
+        })?;
+        log::info!(
+            "ort: {} runs on {}",
+            spec.path.display(),
+            providers.providers_active.join(", ")
+        );
 
         // The graph's own input: one, named as the sidecar says, float32, shape compatible.
         if session.inputs.len() != 1 {
@@ -272,6 +303,7 @@ impl Backend for OrtBackend {
         }
         Ok(Box::new(OrtRun {
             session,
+            providers,
             input_name: spec.input_name.clone(),
             input_shape: spec.input_shape.iter().map(|&d| d as i64).collect(),
             outputs: spec.outputs.clone(),
@@ -279,7 +311,171 @@ impl Backend for OrtBackend {
     }
 }
 
+/// The TensorRT engine cache: the configured directory, else systemd's CacheDirectory, else the
+/// user's cache directory.
+fn engine_cache_dir(configured: &Path) -> Option<PathBuf> {
+    if !configured.as_os_str().is_empty() {
+        return Some(configured.to_path_buf());
+    }
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    if let Some(d) = env("CACHE_DIRECTORY") {
+        // systemd may pass several, colon-separated: the first is ours.
+        let first = d
+            .to_string_lossy()
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .to_string();
+        return Some(PathBuf::from(first).join("tensorrt"));
+    }
+    env("XDG_CACHE_HOME")
+        .or_else(|| env("HOME").map(|h| h.join(".cache")))
+        .map(|c| c.join("impactd").join("tensorrt"))
+}
+
+/// Registers one provider on the builder, or says why not.
+fn register_one(
+    builder: &mut SessionBuilder,
+    provider: Provider,
+    choice: &OrtProviders,
+) -> Result<String, String> {
+    fn try_register(
+        ep: &dyn ExecutionProvider,
+        builder: &mut SessionBuilder,
+    ) -> Result<(), String> {
+        match ep.is_available() {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(format!(
+                    "this ONNX Runtime library was built without {} (the CPU-only onnxruntime \
+                     wheel has only the CPU provider; on a Jetson use JetPack's onnxruntime-gpu)",
+                    ep.name()
+                ));
+            }
+            Err(e) => return Err(format!("cannot list ONNX Runtime's providers: {e}")),
+        }
+        ep.register(builder).map_err(|e| e.to_string())
+    }
+    match provider {
+        Provider::Cpu => {
+            try_register(&CPUExecutionProvider::default(), builder)?;
+            Ok(String::new())
+        }
+        Provider::Cuda => {
+            try_register(&CUDAExecutionProvider::default(), builder)?;
+            Ok(String::new())
+        }
+        Provider::Tensorrt => {
+            let t = &choice.tensorrt;
+            let mut ep = TensorRTExecutionProvider::default()
+                .with_fp16(t.fp16)
+                .with_int8(t.int8);
+            let mut notes = vec![];
+            if t.fp16 {
+                notes.push("fp16".to_string());
+            }
+            if t.int8 {
+                notes.push("int8".to_string());
+            }
+            if let Some(core) = t.dla_core {
+                ep = ep.with_dla(true).with_dla_core(core);
+                notes.push(format!("DLA core {core}"));
+            }
+            match engine_cache_dir(&t.engine_cache) {
+                Some(dir) => {
+                    std::fs::create_dir_all(&dir).map_err(|e| {
+                        format!(
+                            "cannot create the TensorRT engine cache {} ([model.tensorrt] \
+                             engine_cache): {e}",
+                            dir.display()
+                        )
+                    })?;
+                    let d = dir.to_string_lossy().into_owned();
+                    ep = ep
+                        .with_engine_cache(true)
+                        .with_engine_cache_path(&d)
+                        .with_timing_cache(true)
+                        .with_timing_cache_path(&d);
+                    notes.push(format!("engine cache {d}"));
+                }
+                None => notes.push(
+                    "no engine cache (set [model.tensorrt] engine_cache): engines are rebuilt \
+                     at every start"
+                        .into(),
+                ),
+            }
+            try_register(&ep, builder)?;
+            Ok(notes.join(", "))
+        }
+    }
+}
+
+/// Registers the configured providers in order, applying `on_provider_failure`.
+fn register_providers(
+    builder: &mut SessionBuilder,
+    choice: &OrtProviders,
+) -> Result<ProviderReport, String> {
+    let wanted: Vec<Provider> = if choice.providers.is_empty() {
+        vec![Provider::Cpu]
+    } else {
+        choice.providers.clone()
+    };
+    let mut report = ProviderReport::default();
+    for &p in &wanted {
+        match register_one(builder, p, choice) {
+            Ok(notes) => {
+                if notes.is_empty() {
+                    log::info!("ort: execution provider \"{}\" registered", p.name());
+                } else {
+                    log::info!(
+                        "ort: execution provider \"{}\" registered ({notes})",
+                        p.name()
+                    );
+                }
+                report.providers_active.push(p.name().into());
+            }
+            Err(reason) => match choice.on_failure {
+                OnProviderFailure::Fail => {
+                    return Err(format!(
+                        "execution provider \"{}\" could not be registered: {reason} \
+                         ([model] on_provider_failure = \"fail\"; \"fallback\" would try the \
+                         next provider of [model] providers)",
+                        p.name()
+                    ));
+                }
+                OnProviderFailure::Fallback => {
+                    log::warn!(
+                        "ort: execution provider \"{}\" refused, falling back to the next one: {reason}",
+                        p.name()
+                    );
+                    report.providers_refused.push(ProviderRefusal {
+                        provider: p.name().into(),
+                        reason,
+                    });
+                }
+            },
+        }
+    }
+    if report.providers_active.is_empty() {
+        let names: Vec<&str> = wanted.iter().map(|p| p.name()).collect();
+        return Err(format!(
+            "none of the execution providers in [model] providers ({}) could be registered \
+             (see the warnings above); add \"cpu\" to run on the CPU",
+            names.join(", ")
+        ));
+    }
+    Ok(report)
+}
+
 impl Session for OrtRun {
+    fn providers(&self) -> ProviderReport {
+        self.providers.clone()
+    }
+
     fn run(&mut self, input: &[f32]) -> Result<Vec<Output>, ModelError> {
         let run_err = |e: ort::Error| ModelError::Run(e.to_string());
         let tensor =

@@ -36,6 +36,12 @@ pub trait Predictor: Send {
     fn predict(&mut self) -> Result<WindowOutput, ModelError>;
     /// The model's class names (empty without a class head).
     fn classes(&self) -> &[String];
+    /// Where the model's graphs run (execution providers, fallbacks), for logs and `/status`.
+    /// The default, an empty report, means "not reported" (a form that runs several graphs
+    /// should report its sessions').
+    fn providers(&self) -> super::ProviderReport {
+        super::ProviderReport::default()
+    }
 }
 
 /// The `clip` form: one graph over the whole window.
@@ -132,6 +138,10 @@ impl Predictor for ClipPredictor {
 
     fn classes(&self) -> &[String] {
         &self.spec.sidecar.output.classes
+    }
+
+    fn providers(&self) -> super::ProviderReport {
+        self.session.providers()
     }
 
     fn push_frame(&mut self, index: u64, image: &Image) -> Result<(), ModelError> {
