@@ -374,12 +374,15 @@ fn video_thread(
         Duration::from_secs_f64(svc.backoff_max_s),
     );
     let mut last_error = String::new();
+    let mut attempt = 0u32;
     let _ = cfg.timeout_s; // cameras use it (V4L2 stream timeout); pipes cannot time out a read
     loop {
         if stop.load(Ordering::Relaxed) {
             return;
         }
-        match camera::open(&spec, format, &health) {
+        let start = (attempt == 0).then_some(0);
+        attempt += 1;
+        match camera::open(&spec, format, &health, start) {
             Ok(mut src) => {
                 tried.store(true, Ordering::Relaxed);
                 log::info!("video: {}", src.description());
@@ -452,6 +455,7 @@ fn audio_thread(
     );
     let stall_ns = (svc.stall_s * 1e9) as i64;
     let mut last_error = String::new();
+    let mut attempt = 0u32;
     let mut buf = Vec::new();
     let mut resampled = Vec::new();
     let h = Arc::clone(&health);
@@ -467,7 +471,9 @@ fn audio_thread(
         if stop.load(Ordering::Relaxed) {
             return;
         }
-        match mic::open(&spec, rate, cfg.ring_ms, &health) {
+        let start = (attempt == 0).then_some(0);
+        attempt += 1;
+        match mic::open(&spec, rate, cfg.ring_ms, &health, start) {
             Ok(mut m) => {
                 tried.store(true, Ordering::Relaxed);
                 log::info!("audio: {}", m.description);

@@ -120,6 +120,9 @@ struct RunArgs {
     /// Where events go: a file path, or `-` for stdout (default: config, then stdout).
     #[arg(long, value_name = "PATH|-")]
     events: Option<String>,
+    /// Also write both envelopes, one CSV row per 12-fps frame (as replay does).
+    #[arg(long, value_name = "CSV")]
+    envelopes: Option<PathBuf>,
     /// Frames between model windows (1..=48), overriding the config.
     #[arg(long)]
     hop: Option<usize>,
@@ -480,8 +483,19 @@ fn cmd_run(a: RunArgs) -> Result<(), Failure> {
         std::time::Duration::from_secs_f64(cfg.service.stall_s),
         Arc::clone(&stop),
     )?;
-    // Sinks from other modules (HTTP, MQTT) join `events` here through a Fanout.
-    let sinks: Vec<&mut dyn Sink> = vec![events.as_mut()];
+    let mut csv = match &a.envelopes {
+        Some(p) => Some(EnvelopeCsv::new(BufWriter::new(
+            File::create(p)
+                .with_context(|| format!("creating the envelopes file {}", p.display()))
+                .map_err(|e| fail(Exit::Usage, e))?,
+        ))?),
+        None => None,
+    };
+    // Sinks from other modules (HTTP, MQTT) join `events` here through the Fanout.
+    let mut sinks: Vec<&mut dyn Sink> = vec![events.as_mut()];
+    if let Some(c) = csv.as_mut() {
+        sinks.push(c);
+    }
     let mut fan = Fanout(sinks);
     let result = live::run(
         &opts,

@@ -69,12 +69,16 @@ pub struct Mic {
     _keep: Box<dyn Any>,
 }
 
-/// Opens `spec` asking for `rate` Hz, with a ring of `ring_ms` milliseconds.
+/// Opens `spec` asking for `rate` Hz, with a ring of `ring_ms` milliseconds. A file or the scene
+/// starts playing at run time `start_ns` (catching up at once if that is past), or now when
+/// `None`: the first open of a run passes `Some(0)`, so a file camera and a file microphone
+/// opened a few milliseconds apart still play in step (a source whose A/V offset is known: 0).
 pub fn open(
     spec: &MicSpec,
     rate: u32,
     ring_ms: u32,
     health: &Arc<Health>,
+    start_ns: Option<i64>,
 ) -> Result<Mic, MicError> {
     match spec {
         MicSpec::Device(name) => open_device(name, rate, ring_ms, health),
@@ -85,6 +89,7 @@ pub fn open(
                 ring_ms,
                 health,
                 spec_name(spec),
+                start_ns,
             )
         }
         MicSpec::Scene => open_paced(
@@ -97,6 +102,7 @@ pub fn open(
             ring_ms,
             health,
             spec_name(spec),
+            start_ns,
         ),
     }
 }
@@ -280,6 +286,7 @@ fn open_paced(
     ring_ms: u32,
     health: &Arc<Health>,
     name: String,
+    start_ns: Option<i64>,
 ) -> Result<Mic, MicError> {
     let first = reopen()?;
     let rate = first.info().rate;
@@ -298,7 +305,7 @@ fn open_paced(
             let block = (rate / 100).max(1) as usize;
             let mut src = first;
             let mut pending: Vec<f32> = Vec::new();
-            let start = h.now_ns() as i64;
+            let start = start_ns.unwrap_or_else(|| h.now_ns() as i64);
             let mut written: u64 = 0;
             while !stop2.load(Ordering::Relaxed) {
                 while pending.len() < block {

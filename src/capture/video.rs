@@ -45,11 +45,13 @@ pub trait LiveVideo: Send {
     fn reopenable(&self) -> bool;
 }
 
-/// Opens `spec`, delivering frames in `format`.
+/// Opens `spec`, delivering frames in `format`. A file or the scene plays its media time 0 at
+/// run time `start_ns`, or now when `None` (see [`crate::capture::mic::open`]).
 pub fn open(
     spec: &CamSpec,
     format: PixelFormat,
     health: &Arc<Health>,
+    start_ns: Option<i64>,
 ) -> Result<Box<dyn LiveVideo>, SourceError> {
     match spec {
         CamSpec::Stdin => Ok(Box::new(Arrival {
@@ -58,7 +60,11 @@ pub fn open(
         })),
         CamSpec::File(path) => {
             let path = path.clone();
-            Paced::new(Box::new(move || sources::open_video(&path, format)), health)
+            Paced::new(
+                Box::new(move || sources::open_video(&path, format)),
+                health,
+                start_ns,
+            )
         }
         CamSpec::Scene => Paced::new(
             Box::new(move || {
@@ -68,6 +74,7 @@ pub fn open(
                 )
             }),
             health,
+            start_ns,
         ),
         CamSpec::Device(path) => Err(SourceError::Unsupported {
             path: path.clone(),
@@ -118,14 +125,18 @@ struct Paced {
 }
 
 impl Paced {
-    fn new(mut reopen: Reopen, health: &Arc<Health>) -> Result<Box<dyn LiveVideo>, SourceError> {
+    fn new(
+        mut reopen: Reopen,
+        health: &Arc<Health>,
+        start_ns: Option<i64>,
+    ) -> Result<Box<dyn LiveVideo>, SourceError> {
         let src = reopen()?;
         let interval = (1e9 / src.info().fps.max(1.0)) as i64;
         Ok(Box::new(Paced {
             reopen,
             src,
             health: Arc::clone(health),
-            base: None,
+            base: start_ns,
             last_due: 0,
             interval,
         }))
