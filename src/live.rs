@@ -186,7 +186,7 @@ pub fn run(
             .spawn(move || video_thread(spec, format, cfg, svc, h, vtx, drop_rx, stop, tried))
             .map_err(|e| LiveError::Thread("video", e))?;
     }
-    {
+    let audio_handle = {
         let (spec, h, stop, tried) = (
             MicSpec::parse(&opts.audio.device),
             Arc::clone(&health),
@@ -197,8 +197,8 @@ pub fn run(
         thread::Builder::new()
             .name("audio".into())
             .spawn(move || audio_thread(spec, cfg, svc, h, atx, stop, tried))
-            .map_err(|e| LiveError::Thread("audio", e))?;
-    }
+            .map_err(|e| LiveError::Thread("audio", e))?
+    };
     while !(video_tried.load(Ordering::Relaxed) && audio_tried.load(Ordering::Relaxed))
         && !stop.load(Ordering::Relaxed)
     {
@@ -245,6 +245,16 @@ pub fn run(
     }
     hooks.stopping();
     log::info!("stopping: draining what is queued");
+    // The pump hands over what its ring still holds before it ends (within ~10 ms).
+    let t0 = std::time::Instant::now();
+    while !audio_handle.is_finished() && t0.elapsed() < Duration::from_millis(300) {
+        if let Some(r) = &arx {
+            while let Ok(b) = r.try_recv() {
+                p.audio(&b, sink)?;
+            }
+        }
+        thread::sleep(Duration::from_millis(2));
+    }
     // Drain what is already queued, then finish the stream.
     if let Some(r) = &arx {
         while let Ok(b) = r.try_recv() {
@@ -479,13 +489,26 @@ fn audio_thread(
                 log::info!("audio: {}", m.description);
                 health.audio.set_online(true);
                 last_error.clear();
+                aligner.restart();
                 let mut resampler = (m.reader.rate() != rate).then(|| {
                     log::info!("audio: resampling {} Hz to {rate} Hz", m.reader.rate());
                     Resampler::new(m.reader.rate(), rate)
                 });
                 let mut last_data = health.now_ns() as i64;
+                let opened_ns = last_data;
                 loop {
                     if stop.load(Ordering::Relaxed) {
+                        if let Some(pts) = m.reader.read(&mut buf) {
+                            aligner.push(pts, &buf, &mut emit);
+                        }
+                        let secs = (health.now_ns() as i64 - opened_ns) as f64 / 1e9;
+                        log::info!(
+                            "audio: {} samples in {secs:.2} s ({:.0} Hz measured); alignment inserted {} and dropped {} samples in all",
+                            m.reader.captured(),
+                            m.reader.captured() as f64 / secs.max(1e-3),
+                            aligner.inserted,
+                            aligner.dropped
+                        );
                         return;
                     }
                     thread::sleep(Duration::from_millis(10));

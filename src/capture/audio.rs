@@ -9,9 +9,9 @@
 //! dates the drained samples from the anchor ([`RingReader::read`]), and the [`Aligner`] turns
 //! them into one gapless stream whose sample n is at `n / rate` s on the run's clock.
 //!
-//! Alignment budget: the stream is kept within [`ALIGN_TOLERANCE_NS`] (4 ms) of the capture
-//! timestamps, on average over ~100 ms of callbacks; a jump of more than
-//! [`ALIGN_JUMP_NS`] (a device that came back, lost samples) is corrected at once. With the
+//! Alignment budget: the stream is kept within [`ALIGN_TOLERANCE_NS`] (4 ms) of the earliest
+//! capture timestamps of each second (plus the drift of one second between corrections); the
+//! first chunk of a (re)opened device is placed at once. With the
 //! frames' timestamps (taken when each frame is read) this keeps audio and video within the
 //! 10-ms budget of ARCHITECTURE.md ("Live capture") apart from the camera's own latency.
 
@@ -23,9 +23,10 @@ use ringbuf::traits::{Consumer, Observer, Producer, Split};
 
 use crate::health::Health;
 
-/// The aligner corrects once its smoothed offset passes this (ns).
+/// The aligner corrects once the smallest offset of a window passes this (ns).
 pub const ALIGN_TOLERANCE_NS: i64 = 4_000_000;
-/// An offset this large (ns) is corrected at once, without smoothing (gaps, reconnects).
+/// A chunk this far (ns) ahead of the stream is corrected at once (the stream was overfilled
+/// with silence while the device was slow to deliver).
 pub const ALIGN_JUMP_NS: i64 = 50_000_000;
 
 /// The capture time of one frame index, written by the callback and read by the pump: a seqlock
@@ -215,17 +216,25 @@ impl RingReader {
 
 /// Turns dated chunks into one gapless stream on the run's clock: sample n of the output is at
 /// `n / rate` s. Late chunks get silence before them, early ones lose their first samples.
+///
+/// Chunk timestamps come late by scheduling jitter (a callback runs after its data is there,
+/// never before), so the offset of the stream is estimated as the *smallest* offset seen over
+/// [`ALIGN_WINDOW_NS`], and corrected once that passes [`ALIGN_TOLERANCE_NS`] either way. The
+/// first chunk after [`Aligner::restart`] (a device opened or reopened) is placed at once.
 #[derive(Debug, Clone)]
 pub struct Aligner {
     rate: u32,
     fed: u64,
-    /// Smoothed offset (ns) of the chunks' timestamps from the stream's position.
-    smoothed: f64,
     primed: bool,
+    window_start: i64,
+    window_min: i64,
     /// Samples of silence inserted and samples dropped so far.
     pub inserted: u64,
     pub dropped: u64,
 }
+
+/// The aligner's estimation window (ns): corrections come at most this often.
+pub const ALIGN_WINDOW_NS: i64 = 1_000_000_000;
 
 const ZEROS: [f32; 4096] = [0.0; 4096];
 
@@ -235,8 +244,9 @@ impl Aligner {
         Aligner {
             rate,
             fed: 0,
-            smoothed: 0.0,
             primed: false,
+            window_start: 0,
+            window_min: i64::MAX,
             inserted: 0,
             dropped: 0,
         }
@@ -245,6 +255,11 @@ impl Aligner {
     /// The stream's sample rate.
     pub fn rate(&self) -> u32 {
         self.rate
+    }
+
+    /// A device was (re)opened: its first chunk is placed by its timestamp at once.
+    pub fn restart(&mut self) {
+        self.primed = false;
     }
 
     /// Run time (ns) of the next sample of the output.
@@ -267,29 +282,34 @@ impl Aligner {
     }
 
     /// A chunk whose first sample was captured at `pts_ns` (run clock): passes it to `emit`,
-    /// after silence if it is late, or without its first samples if it is early.
+    /// after silence if the stream is behind, or without its first samples if it is ahead.
     pub fn push(&mut self, pts_ns: i64, samples: &[f32], emit: &mut dyn FnMut(&[f32])) {
-        let offset = (pts_ns - self.position_ns()) as f64;
-        let correct = if !self.primed || offset.abs() > ALIGN_JUMP_NS as f64 {
+        let offset = pts_ns - self.position_ns();
+        let correct = if !self.primed || offset < -ALIGN_JUMP_NS {
             self.primed = true;
-            self.smoothed = 0.0;
+            self.window_start = pts_ns;
+            self.window_min = i64::MAX;
             offset
         } else {
-            self.smoothed += 0.1 * (offset - self.smoothed);
-            if self.smoothed.abs() > ALIGN_TOLERANCE_NS as f64 {
-                let c = self.smoothed;
-                self.smoothed = 0.0;
-                c
+            self.window_min = self.window_min.min(offset);
+            if pts_ns - self.window_start >= ALIGN_WINDOW_NS {
+                let m = self.window_min;
+                self.window_start = pts_ns;
+                self.window_min = i64::MAX;
+                if m.abs() > ALIGN_TOLERANCE_NS { m } else { 0 }
             } else {
-                0.0
+                0
             }
         };
+        if correct != 0 {
+            log::debug!("audio alignment: correcting {:.1} ms", correct as f64 / 1e6);
+        }
         let mut samples = samples;
-        if correct > 0.0 {
-            let n = self.samples_for(correct as i64);
+        if correct > 0 {
+            let n = self.samples_for(correct);
             self.silence(n, emit);
-        } else if correct < 0.0 {
-            let n = (self.samples_for(-correct as i64) as usize).min(samples.len());
+        } else if correct < 0 {
+            let n = (self.samples_for(-correct) as usize).min(samples.len());
             self.dropped += n as u64;
             samples = &samples[n..];
         }
@@ -398,10 +418,21 @@ mod tests {
         }
         assert_eq!(a.inserted + a.dropped, 0);
         assert_eq!(out.len(), 48_000);
-        // A 200-ms gap (the device was away): silence fills it exactly.
-        collect(&mut a, 1_200_000_000, &[0.5; 480], &mut out);
+        // A 200-ms gap (lost samples): once a window shows it, silence fills it exactly.
+        for k in 0..110i64 {
+            collect(
+                &mut a,
+                1_200_000_000 + k * 10_000_000,
+                &[0.5; 480],
+                &mut out,
+            );
+        }
         assert_eq!(a.inserted, 9600);
-        assert_eq!(a.position_ns(), 1_210_000_000);
+        assert_eq!(a.position_ns(), 2_300_000_000);
+        // A reopened device is placed by its first chunk at once.
+        a.restart();
+        collect(&mut a, 2_500_000_000, &[0.5; 480], &mut out);
+        assert_eq!(a.inserted, 9600 + 9600);
     }
 
     #[test]

@@ -209,14 +209,16 @@ fn open_device(name: &str, rate: u32, ring_ms: u32, health: &Arc<Health>) -> Res
     let capacity = (chosen_rate as u64 * ring_ms as u64 / 1000) as usize;
     let (writer, reader) = ring(capacity, chosen_rate, Arc::clone(health));
     let stream = match format {
-        SampleFormat::F32 => build::<f32>(&device, config, channels, writer, health),
-        SampleFormat::I16 => build::<i16>(&device, config, channels, writer, health),
-        SampleFormat::I32 => build::<i32>(&device, config, channels, writer, health),
-        SampleFormat::I24 => build::<cpal::I24>(&device, config, channels, writer, health),
-        SampleFormat::U16 => build::<u16>(&device, config, channels, writer, health),
-        SampleFormat::I8 => build::<i8>(&device, config, channels, writer, health),
-        SampleFormat::U8 => build::<u8>(&device, config, channels, writer, health),
-        SampleFormat::F64 => build::<f64>(&device, config, channels, writer, health),
+        SampleFormat::F32 => build::<f32>(&device, config, channels, writer, health, chosen_rate),
+        SampleFormat::I16 => build::<i16>(&device, config, channels, writer, health, chosen_rate),
+        SampleFormat::I32 => build::<i32>(&device, config, channels, writer, health, chosen_rate),
+        SampleFormat::I24 => {
+            build::<cpal::I24>(&device, config, channels, writer, health, chosen_rate)
+        }
+        SampleFormat::U16 => build::<u16>(&device, config, channels, writer, health, chosen_rate),
+        SampleFormat::I8 => build::<i8>(&device, config, channels, writer, health, chosen_rate),
+        SampleFormat::U8 => build::<u8>(&device, config, channels, writer, health, chosen_rate),
+        SampleFormat::F64 => build::<f64>(&device, config, channels, writer, health, chosen_rate),
         other => {
             return Err(MicError::Unsupported {
                 name: name.into(),
@@ -240,6 +242,7 @@ fn build<T>(
     channels: usize,
     mut writer: RingWriter,
     health: &Arc<Health>,
+    rate: u32,
 ) -> Result<cpal::Stream, cpal::Error>
 where
     T: SizedSample + Send + 'static,
@@ -252,13 +255,9 @@ where
         move |data: &[T], info: &cpal::InputCallbackInfo| {
             // The capture time of the first frame: now, less how long ago the device says it
             // captured it. A clock read (vDSO) and arithmetic only.
-            let ts = info.timestamp();
-            let delay = ts
-                .callback
-                .as_nanos()
-                .saturating_sub(ts.capture.as_nanos())
-                .min(i64::MAX as u128) as i64;
-            let first_ns = h.now_ns() as i64 - delay;
+            let _ = info;
+            let frames = (data.len() / channels.max(1)) as i64;
+            let first_ns = h.now_ns() as i64 - frames * 1_000_000_000 / rate as i64;
             writer.write(data, channels, first_ns, |s| f32::from_sample(s));
         },
         move |_err| {
