@@ -48,6 +48,9 @@ pub const AUDIO_QUEUE: usize = 256;
 /// The camera counts as away once the grid is this far behind the clock; the grid is then
 /// filled with the last picture.
 pub const VIDEO_FILL_LAG_NS: i64 = 500_000_000;
+/// Before the camera's first frame the lag is longer: a slow camera start (or model load on a
+/// small board) should not put grey frames before the first picture.
+pub const VIDEO_FIRST_FILL_LAG_NS: i64 = 3_000_000_000;
 /// The microphone counts as away once no samples came for this long; silence is sent for the
 /// elapsed time.
 pub const AUDIO_FILL_LAG_NS: i64 = 500_000_000;
@@ -199,9 +202,8 @@ pub fn run(
             .spawn(move || audio_thread(spec, cfg, svc, h, atx, stop, tried))
             .map_err(|e| LiveError::Thread("audio", e))?
     };
-    while !(video_tried.load(Ordering::Relaxed) && audio_tried.load(Ordering::Relaxed))
-        && !stop.load(Ordering::Relaxed)
-    {
+    let both_tried = || video_tried.load(Ordering::Relaxed) && audio_tried.load(Ordering::Relaxed);
+    while !both_tried() && !stop.load(Ordering::Relaxed) {
         thread::sleep(Duration::from_millis(5));
     }
     hooks.ready();
@@ -222,6 +224,7 @@ pub fn run(
         rate: opts.audio.rate,
         health: Arc::clone(&health),
         filled: 0,
+        seen_video: false,
     };
     let mut vrx = Some(vrx);
     let mut arx = Some(arx);
@@ -286,10 +289,13 @@ struct Processing {
     rate: u32,
     health: Arc<Health>,
     filled: u64,
+    /// A camera frame has arrived since the start.
+    seen_video: bool,
 }
 
 impl Processing {
     fn video(&mut self, f: VideoFrame, sink: &mut dyn Sink) -> Result<(), EngineError> {
+        self.seen_video = true;
         self.grid.push(f, &mut self.out);
         self.flush_grid(sink)
     }
@@ -319,7 +325,12 @@ impl Processing {
         loop {
             let k = self.grid.next_index();
             let t = grid_time_ns(k);
-            if t + VIDEO_FILL_LAG_NS > now {
+            let lag = if self.seen_video {
+                VIDEO_FILL_LAG_NS
+            } else {
+                VIDEO_FIRST_FILL_LAG_NS
+            };
+            if t + lag > now {
                 return Ok(());
             }
             if self.filled == 0 || k == 0 {

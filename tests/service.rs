@@ -144,7 +144,7 @@ fn a_microphone_that_errors_leaves_the_video_running() {
         "{late:?}"
     );
     assert!(!late.iter().any(|l| l == "WATCHDOG=1"), "{late:?}");
-    // Video went on being processed: about 12 grid frames per second for the whole run.
+    // Video went on being processed: about 12 grid frames per second for the whole ~4-s run.
     let frames: u64 = stderr
         .lines()
         .find_map(|l| l.split("stopped after ").nth(1))
@@ -152,7 +152,7 @@ fn a_microphone_that_errors_leaves_the_video_running() {
         .and_then(|s| s.split(' ').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no final line: {stderr}"));
-    assert!(frames >= 50, "{frames} frames in ~5 s: {stderr}");
+    assert!(frames >= 40, "{frames} frames in ~4 s: {stderr}");
 }
 
 /// A camera that goes away for good (the pipe closes): audio keeps flowing and being analysed

@@ -60,13 +60,13 @@ pub fn open(
         })),
         CamSpec::File(path) => {
             let path = path.clone();
-            Paced::new(
+            Paced::open(
                 Box::new(move || sources::open_video(&path, format)),
                 health,
                 start_ns,
             )
         }
-        CamSpec::Scene => Paced::new(
+        CamSpec::Scene => Paced::open(
             Box::new(move || {
                 Ok(
                     Box::new(crate::sources::synthetic::Scene::default().video(format))
@@ -125,7 +125,7 @@ struct Paced {
 }
 
 impl Paced {
-    fn new(
+    fn open(
         mut reopen: Reopen,
         health: &Arc<Health>,
         start_ns: Option<i64>,

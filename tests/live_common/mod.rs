@@ -170,9 +170,9 @@ pub fn scene_raw(path: &Path, seconds: f64) -> Vec<f32> {
 /// Writes the Y4M header of the scene (mono 4:2:0 as C420jpeg with neutral chroma).
 pub fn y4m_header(out: &mut impl Write) -> std::io::Result<()> {
     let s = Scene::default();
-    write!(
+    writeln!(
         out,
-        "YUV4MPEG2 W{} H{} F30:1 Ip A1:1 C420jpeg\n",
+        "YUV4MPEG2 W{} H{} F30:1 Ip A1:1 C420jpeg",
         s.width, s.height
     )?;
     out.flush()
