@@ -36,6 +36,10 @@ pub struct RawConfig {
     pub http: HttpConfig,
     pub mqtt: MqttConfig,
     pub evidence: EvidenceConfig,
+    /// `[video]`, `[audio]`, `[service]`: live capture and the daemon (`impactd run`).
+    pub video: VideoConfig,
+    pub audio: AudioConfig,
+    pub service: ServiceConfig,
 }
 
 /// `[model]`
@@ -314,6 +318,9 @@ impl RawConfig {
             ));
         }
         check_providers(&self.model.providers)?;
+        self.video.check()?;
+        self.audio.check()?;
+        self.service.check()?;
         if self.events.path.is_empty() {
             return Err("events.path is empty: use \"-\" for stdout or a file path".into());
         }
@@ -345,6 +352,168 @@ fn check_providers(list: &[crate::model::Provider]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+// ---- live capture and the daemon (`impactd run`): src/live/, src/service.rs ----
+
+/// `[video]`: where `impactd run` takes frames from.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VideoConfig {
+    /// `/dev/videoN` (a V4L2 camera), `-` (Y4M on stdin, e.g. from GStreamer or ffmpeg), a
+    /// `.y4m` file played at its own pace (looped), or `scene` (the built-in synthetic scene,
+    /// looped, paced like a camera).
+    pub device: String,
+    /// Requested frame size and rate (a camera gives the nearest it offers).
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    /// Pixel formats to ask a camera for, most preferred first: "MJPG", "YUYV".
+    pub formats: Vec<String>,
+    /// A camera that delivers nothing for this long (s) is closed and reopened.
+    pub timeout_s: f64,
+}
+
+impl Default for VideoConfig {
+    fn default() -> Self {
+        VideoConfig {
+            device: "/dev/video0".into(),
+            width: 640,
+            height: 480,
+            fps: 15,
+            formats: vec!["MJPG".into(), "YUYV".into()],
+            timeout_s: 2.0,
+        }
+    }
+}
+
+impl VideoConfig {
+    fn check(&self) -> Result<(), String> {
+        if self.device.is_empty() {
+            return Err(
+                "video.device is empty: use /dev/videoN, \"-\" (Y4M on stdin), a .y4m file or \"scene\""
+                    .into(),
+            );
+        }
+        if self.width == 0 || self.height == 0 || self.width > 8192 || self.height > 8192 {
+            return Err(format!(
+                "video.width x video.height = {}x{}: each must be 1..=8192",
+                self.width, self.height
+            ));
+        }
+        if !(12..=240).contains(&self.fps) {
+            return Err(format!(
+                "video.fps = {}: use 12..=240 (the analysis grid is 12 fps)",
+                self.fps
+            ));
+        }
+        for f in &self.formats {
+            if !matches!(f.as_str(), "MJPG" | "YUYV") {
+                return Err(format!(
+                    "video.formats: {f:?} cannot be decoded; use \"MJPG\" and/or \"YUYV\""
+                ));
+            }
+        }
+        if !(self.timeout_s > 0.0 && self.timeout_s <= 60.0) {
+            return Err(format!(
+                "video.timeout_s = {}: use more than 0 and at most 60 seconds",
+                self.timeout_s
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `[audio]`: where `impactd run` takes sound from.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AudioConfig {
+    /// An ALSA capture device through cpal: `default`, a device id (`alsa:hw:1,0`) or name
+    /// (`testmic`, as `arecord -L` lists it); or `wav:PATH` (a WAV file played at its own pace,
+    /// looped) or `scene` (the built-in scene's sound).
+    pub device: String,
+    /// Requested sample rate (Hz); the device's nearest supported rate is used otherwise.
+    pub rate: u32,
+    /// Capture ring size in milliseconds of audio (the callback's only buffer).
+    pub ring_ms: u32,
+}
+
+impl Default for AudioConfig {
+    fn default() -> Self {
+        AudioConfig {
+            device: "default".into(),
+            rate: 44_100,
+            ring_ms: 2000,
+        }
+    }
+}
+
+impl AudioConfig {
+    fn check(&self) -> Result<(), String> {
+        if self.device.is_empty() {
+            return Err(
+                "audio.device is empty: use \"default\", an ALSA device name, \"wav:PATH\" or \"scene\""
+                    .into(),
+            );
+        }
+        if !(8_000..=192_000).contains(&self.rate) {
+            return Err(format!("audio.rate = {}: use 8000..=192000 Hz", self.rate));
+        }
+        if !(100..=60_000).contains(&self.ring_ms) {
+            return Err(format!(
+                "audio.ring_ms = {}: use 100..=60000 ms",
+                self.ring_ms
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `[service]`: supervision of the running daemon (systemd watchdog, reconnects).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceConfig {
+    /// A source that has delivered nothing for this long (s) counts as stalled: the systemd
+    /// watchdog is no longer fed and the status line says so.
+    pub stall_s: f64,
+    /// Reconnect backoff: first delay and cap (s); each failure doubles the delay, with up to
+    /// 25 % random jitter.
+    pub backoff_min_s: f64,
+    pub backoff_max_s: f64,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            stall_s: 3.0,
+            backoff_min_s: 0.5,
+            backoff_max_s: 30.0,
+        }
+    }
+}
+
+impl ServiceConfig {
+    fn check(&self) -> Result<(), String> {
+        if !(self.stall_s >= 0.5 && self.stall_s <= 600.0) {
+            return Err(format!(
+                "service.stall_s = {}: use 0.5..=600 seconds",
+                self.stall_s
+            ));
+        }
+        if !(self.backoff_min_s > 0.0 && self.backoff_min_s <= self.backoff_max_s) {
+            return Err(format!(
+                "service.backoff_min_s = {}: must be above 0 and at most service.backoff_max_s ({})",
+                self.backoff_min_s, self.backoff_max_s
+            ));
+        }
+        if self.backoff_max_s > 3600.0 {
+            return Err(format!(
+                "service.backoff_max_s = {}: at most 3600 seconds",
+                self.backoff_max_s
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The built-in default model: `IMPACTD_MODEL`, else the first of `./models/`, the install's
@@ -419,6 +588,15 @@ mod tests {
             ("[envelope]\nmode = \"loud\"\n", "loud"),
             ("[model]\nbackend = \"cuda\"\n", "cuda"),
             ("[model]\nhop = \"six\"\n", "hop"),
+            ("[video]\nfps = 5\n", "video.fps"),
+            ("[video]\nformats = [\"H264\"]\n", "video.formats"),
+            ("[video]\ndevice = \"\"\n", "video.device"),
+            ("[video]\ntimeout_s = 0\n", "video.timeout_s"),
+            ("[audio]\nrate = 1000\n", "audio.rate"),
+            ("[audio]\nring_ms = 5\n", "audio.ring_ms"),
+            ("[audio]\nchannel = 2\n", "channel"),
+            ("[service]\nstall_s = 0\n", "service.stall_s"),
+            ("[service]\nbackoff_min_s = 60\n", "service.backoff_min_s"),
         ] {
             let e = RawConfig::parse(text, Path::new("c.toml"))
                 .unwrap_err()

@@ -42,6 +42,11 @@ enum Command {
     },
     /// Measure: replay as fast as possible, report throughput, stage costs, memory and model latency.
     Bench(BenchArgs),
+    /// Run live: camera (or a Y4M pipe) and microphone, events out, until SIGTERM or SIGINT.
+    #[command(
+        after_help = "Examples:\n  impactd run --config /etc/impactd/impactd.toml\n  gst-launch-1.0 -q nvarguscamerasrc ! nvvidconv ! video/x-raw,format=I420,width=640,height=480,framerate=15/1 ! y4menc ! fdsink | impactd run --video - --audio-device default\n\nREADME, \"Run it live\", has the pipelines and the systemd unit."
+    )]
+    Run(RunArgs),
     /// Load a model with its sidecar, check its shapes, and describe it.
     ModelInfo {
         /// The ONNX file; its sidecar NAME.toml must sit beside it.
@@ -134,6 +139,32 @@ impl StreamArgs {
     }
 }
 
+/// `impactd run`: the config file and what the command line overrides in it.
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Video source, overriding `video.device`: /dev/videoN, `-` (Y4M on stdin), a .y4m file
+    /// (paced, looped) or `scene`.
+    #[arg(long, value_name = "DEV|-|FILE|scene")]
+    video: Option<String>,
+    /// Audio source, overriding `audio.device`: `default`, an ALSA device, `wav:PATH` or `scene`.
+    #[arg(long, value_name = "NAME|wav:PATH|scene")]
+    audio_device: Option<String>,
+    /// Where events go: a file path, or `-` for stdout (default: config, then stdout).
+    #[arg(long, value_name = "PATH|-")]
+    events: Option<String>,
+    /// Also write both envelopes, one CSV row per 12-fps frame (as replay does).
+    #[arg(long, value_name = "CSV")]
+    envelopes: Option<PathBuf>,
+    /// Frames between model windows (1..=48), overriding the config.
+    #[arg(long)]
+    hop: Option<usize>,
+    /// Inference backend, overriding the config.
+    #[arg(long, value_name = "tract|ort")]
+    backend: Option<BackendKind>,
+}
+
 #[derive(Args)]
 struct BenchArgs {
     #[command(flatten)]
@@ -201,9 +232,7 @@ fn fail(code: Exit, error: impl Into<anyhow::Error>) -> Failure {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format_timestamp_millis()
-        .init();
+    impactd::service::init_logging();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Replay(a) => cmd_replay(a),
@@ -211,6 +240,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => cmd_bench(a),
         Command::CheckConfig { config } => cmd_check_config(&config),
         Command::ModelInfo { model } => cmd_model_info(&model),
+        Command::Run(a) => cmd_run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -468,5 +498,108 @@ fn cmd_model_info(path: &Path) -> Result<(), Failure> {
         spec.sidecar.model.fps
     );
     println!("shapes:   checked against the ONNX graph (tract): ok");
+    Ok(())
+}
+
+fn cmd_run(a: RunArgs) -> Result<(), Failure> {
+    use impactd::live::{self, LiveError, RunOptions};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let mut cfg = load_config(a.model.config.as_deref())?;
+    if let Some(v) = a.video {
+        cfg.video.device = v;
+    }
+    if let Some(d) = a.audio_device {
+        cfg.audio.device = d;
+    }
+    if let Some(e) = a.events {
+        cfg.events.path = e;
+    }
+    if let Some(h) = a.hop {
+        cfg.model.hop = h;
+    }
+    if let Some(b) = a.backend {
+        cfg.model.backend = b;
+    }
+    cfg.check()
+        .map_err(|e| fail(Exit::Usage, anyhow::anyhow!("{e}")))?;
+    let mut events: Box<dyn Sink> = if cfg.events.path == "-" {
+        Box::new(JsonLines::new(io::stdout().lock()))
+    } else {
+        let f = impactd::rotate::RotatingFile::open(
+            Path::new(&cfg.events.path),
+            cfg.events.max_bytes,
+            cfg.events.keep,
+        )
+        .with_context(|| format!("opening the events file {}", cfg.events.path))
+        .map_err(|e| fail(Exit::Usage, e))?;
+        Box::new(JsonLines::new(f))
+    };
+    let opts = RunOptions {
+        model: model_path(a.model.model, &cfg),
+        backend: cfg.model.backend,
+        hop: cfg.model.hop,
+        envelope_mode: a.model.envelope.or(cfg.envelope.mode),
+        detector: cfg.detector.clone(),
+        video: cfg.video.clone(),
+        audio: cfg.audio.clone(),
+        service: cfg.service.clone(),
+    };
+    let health = Arc::new(impactd::health::Health::new());
+    let stop = Arc::new(AtomicBool::new(false));
+    impactd::service::install_signals(&stop)?;
+    let watchdog = impactd::service::spawn_watchdog(
+        Arc::clone(&health),
+        std::time::Duration::from_secs_f64(cfg.service.stall_s),
+        Arc::clone(&stop),
+    )?;
+    let mut csv = match &a.envelopes {
+        Some(p) => Some(EnvelopeCsv::new(BufWriter::new(
+            File::create(p)
+                .with_context(|| format!("creating the envelopes file {}", p.display()))
+                .map_err(|e| fail(Exit::Usage, e))?,
+        ))?),
+        None => None,
+    };
+    // Sinks from other modules (HTTP, MQTT) join `events` here through the Fanout.
+    let mut sinks: Vec<&mut dyn Sink> = vec![events.as_mut()];
+    if let Some(c) = csv.as_mut() {
+        sinks.push(c);
+    }
+    let mut fan = Fanout(sinks);
+    let result = live::run(
+        &opts,
+        Arc::clone(&health),
+        Arc::clone(&stop),
+        &mut impactd::service::Notifier,
+        &mut fan,
+    );
+    stop.store(true, Ordering::Relaxed);
+    let _ = watchdog.join();
+    let report = result.map_err(|e| {
+        let code = match &e {
+            LiveError::Model(_) | LiveError::Engine(impactd::engine::EngineError::Model(_)) => {
+                Exit::Model
+            }
+            _ => Exit::Runtime,
+        };
+        fail(code, e)
+    })?;
+    let s = &report.stats;
+    log::info!(
+        "stopped after {:.1} s: {} frames ({} filled while the camera was away), {} windows, events: {} impact, {} unseen_sound, {} silent_impact; video dropped {}, audio overruns {}, reconnects {} video / {} audio",
+        health.uptime().as_secs_f64(),
+        s.frames,
+        report.filled_frames,
+        s.windows,
+        s.events_impact,
+        s.events_unseen_sound,
+        s.events_silent_impact,
+        health.video.dropped.load(Ordering::Relaxed),
+        health.audio.overruns.load(Ordering::Relaxed),
+        health.video.reconnects.load(Ordering::Relaxed),
+        health.audio.reconnects.load(Ordering::Relaxed),
+    );
     Ok(())
 }

@@ -19,5 +19,8 @@
 //! and the `VideoSource` that ties it together. Negotiation takes `&[CameraFormat]`, so the
 //! device code only has to fill that list from the ioctls.
 
+pub mod audio;
 pub mod decode;
 pub mod formats;
+pub mod mic;
+pub mod video;
