@@ -141,6 +141,40 @@ fn envelope_pair(samples: &[f32], frames: usize) -> EnvelopePair {
     EnvelopePair { seed, frame_mean }
 }
 
+/// Samples per 12-fps frame: frame spans shift by exactly this many samples per frame.
+const FRAME_SAMPLES: usize = (RATE / GRID_FPS) as usize;
+const _: () = assert!(RATE % GRID_FPS == 0);
+
+/// The frame-mean envelope of one sound alone (times `gain`, in a signal of `n` samples) at
+/// frames `f - 1`, `f`, `f + 1` (index 0, 1, 2; frames before 0 read as 0).
+///
+/// Only a stretch of a few frames around the sound is computed: it starts a whole number of
+/// frames before (so local frames are global frames shifted, and the stretch starts in silence
+/// more than a kernel radius before the sound) and ends a kernel radius after frame f + 1 (or
+/// at the signal's end, where the reflection is then the same).
+fn own_envelope(sound: &Placed, gain: f32, n: usize, f: usize) -> [f32; 3] {
+    let radius = crate::envelope::gaussian_kernel(RATE).len() / 2;
+    let first = f.saturating_sub(3);
+    let o = first * FRAME_SAMPLES;
+    let e = n.min((f + 3) * FRAME_SAMPLES + radius);
+    let mut buf = vec![0.0f32; e.saturating_sub(o)];
+    if sound.start >= o {
+        let local = Placed {
+            start: sound.start - o,
+            samples: sound.samples.clone(),
+        };
+        local.add_to(&mut buf, gain);
+    }
+    let env = envelope_batch(EnvelopeMode::FrameMean, RATE, &buf);
+    let mut out = [0.0f32; 3];
+    for (i, k) in (f as i64 - 1..=f as i64 + 1).enumerate() {
+        if k >= first as i64 {
+            out[i] = env.get(k as usize - first).copied().unwrap_or(0.0);
+        }
+    }
+    out
+}
+
 fn class_of(spec: &SceneSpec, imp: &Impact, first_of_body: bool) -> &'static str {
     let bodies = &spec.world.bodies;
     let tool = bodies[imp.a].role == Role::Tool
@@ -280,23 +314,20 @@ fn generate_spec(spec: SceneSpec, opts: &SynthOptions) -> GeneratedScene {
 
     // Audible: the heard envelope peaks within a frame of the impact, and the impact's own sound
     // makes at least 30 % of that peak.
-    let mut own = vec![0.0f32; n];
     let mut labels_impacts = Vec::new();
     for p in &pending {
         let peak = p.sound.peak() as f64 * gain;
+        let f = (p.imp.t * GRID_FPS as f64).round() as usize;
         let audible = spec.sound.mic == Mic::Ok && {
-            own.iter_mut().for_each(|v| *v = 0.0);
-            p.sound.add_to(&mut own, gain as f32);
-            let e_own = envelope_batch(EnvelopeMode::FrameMean, RATE, &own);
+            let own = own_envelope(&p.sound, gain as f32, n, f);
             let e = &full.frame_mean;
-            let f = (p.imp.t * GRID_FPS as f64).round() as usize;
             (f.saturating_sub(1)..=f + 1).any(|k| {
                 k >= 1
                     && k + 1 < e.len()
                     && e[k] >= e[k - 1]
                     && e[k] >= e[k + 1]
                     && e[k] > 0.0
-                    && e_own[k] >= 0.3 * e[k]
+                    && own[k + 1 - f] >= 0.3 * e[k]
             })
         };
         let a = &bodies[p.imp.a];
@@ -379,5 +410,38 @@ fn generate_spec(spec: SceneSpec, opts: &SynthOptions) -> GeneratedScene {
         labels,
         frames,
         audio: pcm,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_envelope_matches_the_whole_signal() {
+        let mut r = Rng::with_seed(1);
+        let n = 5 * RATE as usize;
+        for t in [0.01, 0.2, 0.26, 1.234, 3.0, 4.95] {
+            let s = Placed {
+                start: (t * RATE as f64) as usize,
+                samples: audio::impact(&mut r, 0, 1, 0.05, 2.0),
+            };
+            let mut whole = vec![0.0; n];
+            s.add_to(&mut whole, 0.5);
+            let e = envelope_batch(EnvelopeMode::FrameMean, RATE, &whole);
+            let f = (t * 12.0).round() as usize;
+            let own = own_envelope(&s, 0.5, n, f);
+            for (i, v) in own.iter().enumerate() {
+                let k = f as i64 - 1 + i as i64;
+                if k < 0 || k as usize >= e.len() {
+                    continue;
+                }
+                let want = e[k as usize];
+                assert!(
+                    (v - want).abs() <= 1e-5 * want.abs().max(1e-6),
+                    "t {t} frame {k}: {v} vs {want}"
+                );
+            }
+        }
     }
 }
