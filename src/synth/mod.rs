@@ -125,12 +125,23 @@ impl SynthOptions {
     }
 }
 
-/// A generated scene in memory.
+/// A generated scene: labels and audio in memory, video rendered frame by frame on demand
+/// ([`GeneratedScene::frames`]), so memory does not grow with the video's length.
 pub struct GeneratedScene {
     pub labels: Labels,
-    pub frames: Vec<Yuv>,
     /// 16-bit mono PCM at [`RATE`].
     pub audio: Vec<i16>,
+    video_frames: usize,
+    spec: SceneSpec,
+    traj: physics::Trajectory,
+}
+
+impl GeneratedScene {
+    /// The video frames in order, rendered as they are taken.
+    pub fn frames(&self) -> impl Iterator<Item = Yuv> + '_ {
+        let mut renderer = Renderer::new(&self.spec, &self.traj);
+        (0..self.video_frames).map(move |j| renderer.frame(j))
+    }
 }
 
 fn envelope_pair(samples: &[f32], frames: usize) -> EnvelopePair {
@@ -402,14 +413,12 @@ fn generate_spec(spec: SceneSpec, opts: &SynthOptions) -> GeneratedScene {
         clipped_samples: clipped,
         gain,
     };
-    let mut renderer = Renderer::new(&spec, &traj);
-    let frames = (0..opts.video_frames())
-        .map(|j| renderer.frame(j))
-        .collect();
     GeneratedScene {
         labels,
-        frames,
         audio: pcm,
+        video_frames: opts.video_frames(),
+        spec,
+        traj,
     }
 }
 

@@ -23,6 +23,8 @@ pub const IMPACT_SPEED: f64 = 0.3;
 const SETTLE_SPEED: f64 = 0.3;
 /// A pair that made an impact makes no new one for this long (s): one knock, not a buzz.
 const DEBOUNCE_S: f64 = 0.025;
+/// The same for a tool and what it pushes: a push is one contact, however it rattles.
+const TOOL_DEBOUNCE_S: f64 = 0.25;
 
 /// A body's outline.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -493,10 +495,13 @@ impl World {
                     0.0
                 };
                 let t = t0 + frac * DT;
+                let tool = a.role == Role::Tool
+                    || matches!(other, Other::Body(j) if self.bodies[j].role == Role::Tool);
+                let window = if tool { TOOL_DEBOUNCE_S } else { DEBOUNCE_S };
                 let recent = self
                     .recent
                     .iter()
-                    .any(|&(ri, ro, rt)| ri == i && ro == other && t - rt < DEBOUNCE_S);
+                    .any(|&(ri, ro, rt)| ri == i && ro == other && t - rt < window);
                 if !recent {
                     // A tool striking is the moving party.
                     let (ia, ib) = match other {
@@ -510,7 +515,7 @@ impl World {
                         b: ib,
                         point,
                     });
-                    self.recent.retain(|&(_, _, rt)| t - rt < DEBOUNCE_S);
+                    self.recent.retain(|&(_, _, rt)| t - rt < TOOL_DEBOUNCE_S);
                     self.recent.push((i, other, t));
                 }
             }

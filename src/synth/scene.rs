@@ -555,6 +555,11 @@ impl Builder<'_> {
     }
 
     fn throw(&mut self, kind: &'static str, t: f64) {
+        let kind = if self.walls.is_empty() {
+            "throw_onto"
+        } else {
+            kind
+        };
         let s = self.scenario(kind, t);
         let v = self.view();
         let shape = self.random_shape(0.065);

@@ -61,7 +61,7 @@ pub fn write_y4m(
     )
     .with_colorspace(y4m::Colorspace::C420jpeg)
     .write_header(w)?;
-    for f in &scene.frames {
+    for f in scene.frames() {
         enc.write_frame(&y4m::Frame::new([&f.y, &f.u, &f.v], None))?;
     }
     Ok(())
