@@ -459,3 +459,33 @@ fn demo_plays_scenes_in_real_time_and_saves_them() {
     assert_eq!(saved.trim_end(), made);
     assert!(save.join("scene-000000.y4m").exists() && save.join("scene-000000.wav").exists());
 }
+
+#[test]
+fn sliding_and_placing_gently_make_no_impact() {
+    let opts = SynthOptions {
+        width: 16,
+        height: 16,
+        duration: 6.0,
+        kinds: vec!["slide".into(), "place".into()],
+        ..SynthOptions::default()
+    };
+    let mut scenarios = 0;
+    for seed in 0..10 {
+        let s = generate(seed, &opts).unwrap();
+        scenarios += s.labels.scenarios.len();
+        assert!(
+            s.labels.impacts.is_empty(),
+            "seed {seed}: {:?}",
+            s.labels.impacts
+        );
+        assert!(
+            s.labels
+                .envelope
+                .impacts
+                .frame_mean
+                .iter()
+                .all(|&v| v == 0.0)
+        );
+    }
+    assert!(scenarios >= 10, "{scenarios}");
+}

@@ -1129,3 +1129,49 @@ pub fn build(seed: u64, opts: &MenuOptions) -> SceneSpec {
     b.spec.sound.unseen.sort_by(|a, c| a.t.total_cmp(&c.t));
     b.spec
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn menu(kinds: &[&'static str]) -> MenuOptions {
+        MenuOptions {
+            duration: 8.0,
+            width: 64,
+            height: 48,
+            fps: 12.0,
+            kinds: kinds.to_vec(),
+        }
+    }
+
+    #[test]
+    fn throws_against_a_wall_only_where_there_is_one() {
+        let mut walls = 0;
+        for seed in 0..300 {
+            let s = build(seed, &menu(&["throw_wall"]));
+            let has_wall = s.world.statics.iter().any(|x| x.name == "wall");
+            for sc in &s.scenarios {
+                assert!(has_wall || sc.kind != "throw_wall", "seed {seed}");
+                walls += (sc.kind == "throw_wall") as usize;
+            }
+        }
+        assert!(walls > 50, "{walls}");
+    }
+
+    #[test]
+    fn the_same_seed_builds_the_same_scene_at_any_size() {
+        let a = build(9, &menu(&[]));
+        let b = build(
+            9,
+            &MenuOptions {
+                width: 320,
+                height: 240,
+                fps: 30.0,
+                ..menu(&[])
+            },
+        );
+        assert_eq!(format!("{:?}", a.scenarios), format!("{:?}", b.scenarios));
+        assert_eq!(a.world.bodies.len(), b.world.bodies.len());
+        assert_eq!(a.sound.mic, b.sound.mic);
+    }
+}
