@@ -21,3 +21,4 @@ pub mod rotate;
 pub mod service;
 pub mod sinks;
 pub mod sources;
+pub mod synth;
