@@ -78,7 +78,7 @@ fn main() -> TractResult<()> {
     }
     let total: Duration = per_node.values().sum();
     let mut rows: Vec<(usize, Duration)> = per_node.into_iter().collect();
-    rows.sort_by(|a, b| b.1.cmp(&a.1));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.1));
     let mut per_op: HashMap<String, (Duration, usize)> = HashMap::new();
     for (id, d) in &rows {
         let e = per_op
@@ -88,7 +88,7 @@ fn main() -> TractResult<()> {
         e.1 += 1;
     }
     let mut ops: Vec<(String, (Duration, usize))> = per_op.into_iter().collect();
-    ops.sort_by(|a, b| b.1.0.cmp(&a.1.0));
+    ops.sort_by_key(|o| std::cmp::Reverse(o.1.0));
 
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     println!(
