@@ -364,13 +364,15 @@ pub struct VideoConfig {
     /// `.y4m` file played at its own pace (looped), or `scene` (the built-in synthetic scene,
     /// looped, paced like a camera).
     pub device: String,
-    /// Requested frame size and rate (a camera gives the nearest it offers).
+    /// Requested frame size and rate of a V4L2 camera (it gives the nearest it offers); the
+    /// size also shapes the grey picture used before any frame has arrived.
     pub width: u32,
     pub height: u32,
     pub fps: u32,
     /// Pixel formats to ask a camera for, most preferred first: "MJPG", "YUYV".
     pub formats: Vec<String>,
-    /// A camera that delivers nothing for this long (s) is closed and reopened.
+    /// A V4L2 camera that delivers nothing for this long (s) is closed and reopened (pipes
+    /// cannot time out a read; their stalls show in Health and the watchdog).
     pub timeout_s: f64,
 }
 

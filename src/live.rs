@@ -396,14 +396,13 @@ fn video_thread(
     );
     let mut last_error = String::new();
     let mut attempt = 0u32;
-    let _ = cfg.timeout_s; // cameras use it (V4L2 stream timeout); pipes cannot time out a read
     loop {
         if stop.load(Ordering::Relaxed) {
             return;
         }
         let start = (attempt == 0).then_some(0);
         attempt += 1;
-        match camera::open(&spec, format, &health, start) {
+        match camera::open(&spec, &cfg, format, &health, start) {
             Ok(mut src) => {
                 tried.store(true, Ordering::Relaxed);
                 log::info!("video: {}", src.description());

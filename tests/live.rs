@@ -134,3 +134,51 @@ fn systemd_analyze_verifies_the_unit() {
         .collect();
     assert!(complaints.is_empty(), "{complaints:?}");
 }
+
+/// A camera device that is not there (unplugged before the start): the daemon says which device
+/// and why, retries with backoff, keeps the microphone going, and stops cleanly.
+#[test]
+fn an_absent_camera_is_retried_while_the_audio_flows() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        "[service]\nbackoff_min_s = 0.2\nbackoff_max_s = 0.4\n",
+    )
+    .unwrap();
+    let mut child = spawn_run(
+        dir.path(),
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--video",
+            "/dev/video-impactd-test-absent",
+            "--audio-device",
+            "scene",
+        ],
+        &[],
+    );
+    let out = collect_stdout(&mut child);
+    thread::sleep(Duration::from_millis(7000));
+    let (status, took) = sigterm(&mut child);
+    let stderr = stderr_of(dir.path());
+    assert!(status.success(), "exit {status:?}: {stderr}");
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    assert!(
+        stderr.contains("/dev/video-impactd-test-absent: file not found; retrying with backoff"),
+        "{stderr}"
+    );
+    let reconnects: u64 = stderr
+        .split("reconnects ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no final line: {stderr}"));
+    assert!(reconnects >= 5, "{reconnects} reconnects in 7 s: {stderr}");
+    // The soundtrack alone still gives its sounds (unseen_sound: nothing visible moves).
+    let ev = events(&out.join().unwrap());
+    assert!(
+        ev.iter().any(|e| e["kind"] == "unseen_sound"),
+        "{ev:?}\n{stderr}"
+    );
+}

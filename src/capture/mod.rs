@@ -13,14 +13,16 @@
 //!   data in the middle caught by their restart markers) and packed YUYV 4:2:2 (luma as is, or
 //!   BT.601 limited-range RGB). Bad buffers are typed errors, never panics.
 //!
-//! What is not here yet (later work of the live-capture milestone): opening the device and
-//! streaming buffers through the `v4l` crate (`S_FMT`, `S_PARM`, mmap queue), the per-buffer
-//! timestamps on CLOCK_MONOTONIC, stream timeouts, reconnection after the camera is unplugged,
-//! and the `VideoSource` that ties it together. Negotiation takes `&[CameraFormat]`, so the
-//! device code only has to fill that list from the ioctls.
+//! - [`video`]: live video sources stamped on the run's clock: Y4M on stdin (on arrival), files
+//!   and the built-in scene paced in real time, and [`v4l2`]: a V4L2 camera through the `v4l`
+//!   crate (format list from the ioctls, [`formats::negotiate`], mmap streaming with the stream
+//!   timeout, driver timestamps when they are on CLOCK_MONOTONIC).
+//! - [`audio`] and [`mic`]: the microphone: cpal (ALSA) input into a lock-free ring, dated and
+//!   aligned on the same clock; files and the scene through the same ring.
 
 pub mod audio;
 pub mod decode;
 pub mod formats;
 pub mod mic;
+pub mod v4l2;
 pub mod video;

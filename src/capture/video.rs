@@ -49,6 +49,7 @@ pub trait LiveVideo: Send {
 /// run time `start_ns`, or now when `None` (see [`crate::capture::mic::open`]).
 pub fn open(
     spec: &CamSpec,
+    cfg: &crate::config::VideoConfig,
     format: PixelFormat,
     health: &Arc<Health>,
     start_ns: Option<i64>,
@@ -76,14 +77,9 @@ pub fn open(
             health,
             start_ns,
         ),
-        CamSpec::Device(path) => Err(SourceError::Unsupported {
-            path: path.clone(),
-            reason: "this build does not open V4L2 devices itself yet (format negotiation and \
-                     decoding are in src/capture/); feed the camera through a pipe instead: \
-                     `ffmpeg -f v4l2 -i /dev/video0 -f yuv4mpegpipe - | impactd run --video -` \
-                     (README, \"Run it live\")"
-                .into(),
-        }),
+        CamSpec::Device(path) => Ok(Box::new(super::v4l2::V4l2Camera::open(
+            path, cfg, format, health,
+        )?)),
     }
 }
 
