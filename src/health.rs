@@ -57,8 +57,7 @@ impl SourceHealth {
     /// Records `n` frames or samples delivered at `now_ns` (ns since the run's start).
     pub fn delivered(&self, n: u64, now_ns: u64) {
         self.delivered.fetch_add(n, Ordering::Relaxed);
-        self.last_delivery_ns
-            .store(now_ns.max(1), Ordering::Relaxed);
+        self.last_delivery_ns.store(now_ns.max(1), Ordering::Relaxed);
     }
 
     /// Nanoseconds since the run's start of the last delivery, if any.
@@ -165,8 +164,7 @@ impl Health {
     /// The engine finished one grid frame.
     pub fn frame_processed(&self) {
         self.frames_processed.fetch_add(1, Ordering::Relaxed);
-        self.last_processed_ns
-            .store(self.now_ns().max(1), Ordering::Relaxed);
+        self.last_processed_ns.store(self.now_ns().max(1), Ordering::Relaxed);
     }
 
     pub fn last_processed_ns(&self) -> Option<u64> {
@@ -222,18 +220,10 @@ mod tests {
         );
         h.video.set_online(true);
         h.audio.set_online(true);
-        assert!(
-            h.problem(Duration::from_secs(1))
-                .unwrap()
-                .contains("not delivered")
-        );
+        assert!(h.problem(Duration::from_secs(1)).unwrap().contains("not delivered"));
         h.video.delivered(1, h.now_ns());
         h.audio.delivered(480, h.now_ns());
-        assert!(
-            h.problem(Duration::from_secs(1))
-                .unwrap()
-                .contains("processing")
-        );
+        assert!(h.problem(Duration::from_secs(1)).unwrap().contains("processing"));
         h.frame_processed();
         assert_eq!(h.problem(Duration::from_secs(1)), None);
         std::thread::sleep(Duration::from_millis(20));
