@@ -52,8 +52,11 @@ def render(s: dict) -> str:
     a("## Architecture\n")
     a(f"Streaming form (DESIGN.md): {s['params']['encoder'] + s['params']['head']} parameters.")
     a(f"- **Input**: gray-diff frames (luma minus the previous frame's, /255, /{tr.DIFF_STD}), {tr.IN_W}x{tr.IN_H}, 12 fps.")
-    a(f"- **Encoder** (once per frame, {s['params']['encoder']} parameters): four 3x3 stride-2 convolutions "
-      f"(8, 16, 32, 32 channels, ReLU) -> flatten 32x4x5 -> linear -> ReLU -> {tr.FEATURES} features.")
+    a(f"- **Encoder** (once per frame, {s['params']['encoder']} parameters): a 4x4 stride-4 patchify "
+      f"convolution (16 channels), two 3x3 stride-2 convolutions without padding (32, 32), ReLU "
+      f"after each -> flatten 32x3x4 -> linear -> ReLU -> {tr.FEATURES} features. The stem and the "
+      "missing padding follow the arm branch's tract measurements (a 3x3 convolution on one input "
+      "channel is tract's worst matmul shape; each padded convolution costs tract a Pad op).")
     a(f"- **Head** (once per window, {s['params']['head']} parameters): over the last 48 feature vectors, a "
       "kernel-3 1-D convolution (one frame of look-ahead: the engine always has the next frame) and "
       "four causal residual 1-D convolutions, dilations 1, 2, 4, 8 (31 frames of context), 48 "

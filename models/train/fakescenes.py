@@ -395,10 +395,13 @@ def write_wav(path: pathlib.Path, audio: np.ndarray) -> None:
 def one(args) -> tuple[str, list]:
     out, seed, fps, duration = args
     name = f"scene-{seed:06d}"
-    video, audio, label = make_scene(seed, fps, duration)
-    write_y4m(out / f"{name}.y4m", video, fps)
-    write_wav(out / f"{name}.wav", audio)
-    (out / f"{name}.json").write_text(json.dumps(label))
+    if (out / f"{name}.json").is_file():  # written last: the scene is complete (a resumed run)
+        label = json.loads((out / f"{name}.json").read_text())
+    else:
+        video, audio, label = make_scene(seed, fps, duration)
+        write_y4m(out / f"{name}.y4m", video, fps)
+        write_wav(out / f"{name}.wav", audio)
+        (out / f"{name}.json").write_text(json.dumps(label))
     hits = [i["t"] for i in label["impacts"] if i["visible"] and i["audible"] and label["mic"] == "ok"]
     return name, hits
 

@@ -90,10 +90,13 @@ def has_synth(impactd: pathlib.Path) -> bool:
     return subprocess.run([impactd, "synth", "--help"], capture_output=True).returncode == 0
 
 
-def generate(impactd, use_synth: bool, out: pathlib.Path, count: int, seed: int, fps: float) -> None:
+def generate(impactd, use_synth: bool, out: pathlib.Path, count: int, seed: int, fps: float,
+             background: bool = False):
+    """Generates `count` scenes into `out` (nothing if they are there); with `background`,
+    returns the running process instead of waiting."""
     if (out / "manifest.toml").is_file() and len(list(out.glob("*.json"))) >= count:
         log(f"{out}: {count} scenes already there")
-        return
+        return None
     out.mkdir(parents=True, exist_ok=True)
     if use_synth:
         cmd = [impactd, "synth", "--out", out, "--count", count, "--seed", seed, "--fps", fps,
@@ -102,7 +105,11 @@ def generate(impactd, use_synth: bool, out: pathlib.Path, count: int, seed: int,
         cmd = [sys.executable, HERE / "fakescenes.py", "--out", out, "--count", count, "--seed",
                seed, "--fps", fps, "--jobs", 2]
     log(" ".join(str(c) for c in cmd))
+    if background:
+        return subprocess.Popen([str(c) for c in cmd], stdout=subprocess.DEVNULL,
+                                stderr=open(out.parent / f"{out.name}.log", "w"))
     sh(cmd, capture_output=False)
+    return None
 
 
 def load_dir(d: pathlib.Path) -> list[dict]:
@@ -368,14 +375,20 @@ def main(argv=None) -> int:
     data = work / ("synth" if use_synth else "fake")
     generate(impactd, use_synth, data / "train", a.train_count, 1000, 12.0)
     generate(impactd, use_synth, data / "calib", 200, 500000, 12.0)
+    # the test set is generated one rate after another in the background, while training runs
     per = math.ceil(a.test_count / len(TEST_FPS))
-    test_dirs = []
-    for i, fps in enumerate(TEST_FPS):
-        d = data / "test" / f"fps{int(fps)}"
-        generate(impactd, use_synth, d, per, 900000 + 10000 * i, fps)
-        test_dirs.append(d)
-    test_manifest = data / "test" / "manifest.toml"
-    combine_manifests(test_dirs, test_manifest)
+    test_dirs = [data / "test" / f"fps{int(fps)}" for fps in TEST_FPS]
+    test_jobs = iter([(d, per, 900000 + 10000 * i, fps) for i, (d, fps) in
+                      enumerate(zip(test_dirs, TEST_FPS))])
+
+    def next_test_job():
+        for d, n, seed, fps in test_jobs:
+            proc = generate(impactd, use_synth, d, n, seed, fps, background=True)
+            if proc is not None:
+                return proc
+        return None
+
+    test_proc = next_test_job()
 
     log("loading scenes")
     train_scenes = load_dir(data / "train")
@@ -403,11 +416,24 @@ def main(argv=None) -> int:
         net.load_state_dict(torch.load(work / f"{NAME}.pt"))
         info = json.loads((work / "train-info.json").read_text())
     else:
-        info = tr.train(net, mix, val_scenes, a.minutes, seed=a.seed, log=log)
+        def poll():
+            nonlocal test_proc
+            while test_proc is not None and test_proc.poll() is not None:
+                if test_proc.returncode != 0:
+                    raise SystemExit(f"test scene generation failed: {test_proc.args}")
+                test_proc = next_test_job()
+        info = tr.train(net, mix, val_scenes, a.minutes, seed=a.seed, log=log, poll=poll)
         (work / "train-info.json").write_text(json.dumps(info))
     log(f"trained {info['steps']} steps in {info['minutes']:.1f} min; validation: "
         f"{tr.validate(net, val_scenes)}")
     torch.save(net.state_dict(), work / f"{NAME}.pt")
+    while test_proc is not None:
+        test_proc.wait()
+        if test_proc.returncode != 0:
+            raise SystemExit(f"test scene generation failed: {test_proc.args}")
+        test_proc = next_test_job()
+    test_manifest = data / "test" / "manifest.toml"
+    combine_manifests(test_dirs, test_manifest)
 
     # 5. export and quantise
     exp = work / "export"
@@ -436,24 +462,29 @@ def main(argv=None) -> int:
     for k, v in timings.items():
         log(f"bench {k}: " + ", ".join(f"{kk} {vv}" for kk, vv in v.items() if kk != "text"))
 
-    # 6. evaluate
+    # 6. evaluate: float, baseline, then the int8 formats fastest first (in tract, per hop of
+    # 6 frames + 1 window) until one is within 0.02 envelope r of float
     res = {}
-    for k, m in list(models.items()) + [("baseline", BASELINE)]:
-        if "error" in timings[k]:
-            continue  # tract cannot run it: reported in the card
+
+    def run_eval(k, m):
         res[k] = {"synthetic": evaluate(impactd, test_manifest, m, work / f"eval-syn-{k}.json")["overall"]}
         if EVAL_REAL.is_file() and SHARED.is_dir() and not a.no_real:
             res[k]["real"] = evaluate(impactd, EVAL_REAL, m, work / f"eval-real-{k}.json")
         res[k]["negatives"] = negatives_per_minute(impactd, m, roles["val_neg"])
         log(f"{k}: synthetic {json.dumps(res[k]['synthetic'])}")
+
+    run_eval("float", models["float"])
+    run_eval("baseline", BASELINE)
     r_float = res["float"]["synthetic"]["envelope_r"]
-    ok = {f: f in res and r_float - res[f]["synthetic"]["envelope_r"] <= 0.02 for f in ("qdq", "qop")}
-    cands = [f for f in ("qdq", "qop") if ok[f]]
-    if cands:
-        best = min(cands, key=lambda f: timings[f].get("tract_frame_ms", 1e9) * 6
-                   + timings[f].get("tract_window_ms", 1e9))
-    else:
-        best = None
+    runnable = [f for f in ("qdq", "qop") if "error" not in timings[f]]
+    runnable.sort(key=lambda f: timings[f].get("tract_hop_ms", 1e9))
+    ok, best = {}, None
+    for f in runnable:
+        run_eval(f, models[f])
+        ok[f] = r_float - res[f]["synthetic"]["envelope_r"] <= 0.02
+        if ok[f]:
+            best = f
+            break
     log(f"int8 within 0.02 r of float: {ok}; chosen: {best}")
     shipped = best or "float"
     classes = class_accuracy(impactd, models[shipped], test_dirs)

@@ -5,8 +5,11 @@ Used by make_model.py (the one command that makes the shipped model); the pieces
 that each can be read and tested on its own.
 
 The network (streaming form of DESIGN.md):
-- encoder, once per frame: gray-diff frame [1, 1, 60, 80] -> 4 strided 3x3 convolutions
-  (8, 16, 32, 32 channels, ReLU) -> flatten (32 x 4 x 5) -> linear -> ReLU -> 32 features;
+- encoder, once per frame: gray-diff frame [1, 1, 60, 80] -> a 4x4 stride-4 "patchify"
+  convolution (16 channels) -> two 3x3 stride-2 convolutions without padding (32, 32) (ReLU
+  after each) -> flatten (32 x 3 x 4) -> linear -> ReLU -> 32 features. The stem and the
+  missing padding follow /tmp/tract-notes.md (branch arm): a 3x3 convolution on the 1-channel
+  input is tract's worst matmul shape, and each padded convolution costs tract a Pad op;
 - head, once per window: features [1, 48, 32] -> 1-D convolutions over time (one with one frame
   of look-ahead, then four causal residual blocks with dilations 1, 2, 4, 8: 31 frames of
   context) -> envelope [1, 48] (sigmoid) and class logits [1, 48, 3] (hit, collision, drop).
@@ -181,9 +184,8 @@ class Encoder(nn.Module):
     def __init__(self):
         super().__init__()
         self.convs = nn.ModuleList([
-            nn.Conv2d(1, 8, 3, 2, 1), nn.Conv2d(8, 16, 3, 2, 1),
-            nn.Conv2d(16, 32, 3, 2, 1), nn.Conv2d(32, 32, 3, 2, 1)])
-        self.fc = nn.Linear(32 * 4 * 5, FEATURES)
+            nn.Conv2d(1, 16, 4, 4), nn.Conv2d(16, 32, 3, 2), nn.Conv2d(32, 32, 3, 2)])
+        self.fc = nn.Linear(32 * 3 * 4, FEATURES)
 
     def forward(self, x):
         for c in self.convs:
@@ -291,7 +293,10 @@ def loss_of(env, logits, wins, class_weight: float = 0.3):
 
 
 def train(net: ImpactNet, train_scenes: list[dict], val_scenes: list[dict], minutes: float,
-          seed: int = 0, scenes_per_step: int = 6, lr: float = 3e-3, log=print) -> dict:
+          seed: int = 0, scenes_per_step: int = 6, lr: float = 3e-3, log=print,
+          poll=lambda: None) -> dict:
+    """Trains for `minutes` of wall time; `poll` is called every 20 steps (the caller's
+    background work)."""
     import time
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
@@ -317,6 +322,8 @@ def train(net: ImpactNet, train_scenes: list[dict], val_scenes: list[dict], minu
         opt.step()
         step += 1
         hist.append((le, lc))
+        if step % 20 == 0:
+            poll()
         if step % 100 == 0:
             a = np.mean(hist[-100:], axis=0)
             msg = f"step {step} ({elapsed / 60:.1f} min): env loss {a[0]:.4f}, class loss {a[1]:.4f}"
