@@ -18,3 +18,4 @@ pub mod preprocess;
 pub mod replay;
 pub mod rotate;
 pub mod sources;
+pub mod synth;

@@ -36,6 +36,13 @@ pub enum Input {
     /// The built-in synthetic scene, played `loops` times back to back (1 normally; more for
     /// endurance runs).
     BuiltIn { loops: u32 },
+    /// Media held in memory (`impactd demo`): Y4M bytes and mono samples at `rate`.
+    Memory {
+        name: String,
+        y4m: std::sync::Arc<[u8]>,
+        audio: std::sync::Arc<[f32]>,
+        rate: u32,
+    },
 }
 
 /// Replay failures, by where they happened.
@@ -180,6 +187,24 @@ fn open_input(input: &Input, format: PixelFormat) -> Result<Opened, ReplayError>
                 PathBuf::from("(built-in scene)"),
             ))
         }
+        Input::Memory {
+            name,
+            y4m,
+            audio,
+            rate,
+        } => Ok((
+            Box::new(sources::y4m::Y4mSource::from_reader(
+                name.as_str(),
+                std::io::Cursor::new(y4m.clone()),
+                format,
+            )?),
+            Box::new(sources::memory::MemoryAudio::new(
+                name,
+                audio.clone(),
+                *rate,
+            )),
+            PathBuf::from(name),
+        )),
         Input::Files { media, audio } => {
             if media.as_os_str() == "-" && audio.is_none() {
                 return Err(ReplayError::StdinNeedsAudio);

@@ -7,6 +7,7 @@
 
 pub mod ffmpeg;
 pub mod grid;
+pub mod memory;
 pub mod synthetic;
 pub mod wav;
 pub mod y4m;
