@@ -117,7 +117,7 @@ def render(s: dict) -> str:
             a(f"| {name} | {n['impacts']} | {f(n['minutes'], 1)} | {f(n['per_minute'], 2)} |")
     a("\n### Class head\n")
     cl = s["classes"]
-    a(f"On the synthetic test set, the {cl['matched']} impact events matched to a labelled impact "
+    a(f"On {cl.get('scenes', c['test'])} scenes of the synthetic test set, the {cl['matched']} impact events matched to a labelled impact "
       f"(0.125 s) carry the right class {f(cl['accuracy'])} of the time (model {shipped}). "
       "Confusion (rows: label, columns: predicted):\n")
     a("| label \\ predicted | " + " | ".join(tr.CLASSES) + " |\n|---|---|---|---|")

@@ -112,19 +112,19 @@ def generate(impactd, use_synth: bool, out: pathlib.Path, count: int, seed: int,
     return None
 
 
-def load_dir(d: pathlib.Path) -> list[dict]:
+def load_dir(d: pathlib.Path, limit: int | None = None) -> list[dict]:
     from concurrent.futures import ProcessPoolExecutor
-    paths = sorted(d.glob("*.json"))
+    paths = sorted(d.glob("*.json"))[:limit]
     with ProcessPoolExecutor(2) as ex:
         return list(ex.map(tr.load_scene, paths, chunksize=16))
 
 
-def combine_manifests(parts: list[pathlib.Path], out: pathlib.Path) -> None:
+def combine_manifests(parts: list[pathlib.Path], out: pathlib.Path, per: int) -> None:
     lines = ["# the synthetic test set: " + ", ".join(p.name for p in parts) + "\n"]
     import tomllib
     for p in parts:
         m = tomllib.loads((p / "manifest.toml").read_text())
-        for c in m["clip"]:
+        for c in m["clip"][:per]:
             lines.append(f'[[clip]]\nname = "{p.name}/{c["name"]}"\n'
                          f'media = "{p.name}/{c["media"]}"\n'
                          + (f'audio = "{p.name}/{c["audio"]}"\n' if c.get("audio") else "")
@@ -280,13 +280,13 @@ def replay_events(impactd, model, media, audio=None) -> list[dict]:
     return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
 
 
-def class_accuracy(impactd, model, test_dirs: list[pathlib.Path]) -> dict:
+def class_accuracy(impactd, model, test_dirs: list[pathlib.Path], per_dir: int = 10**9) -> dict:
     """Impact events of the synthetic test set matched (0.125 s) to labelled impacts: how often
     their class is the label's."""
     right = total = 0
     confusion = {c: {d: 0 for d in tr.CLASSES} for c in tr.CLASSES}
     for d in test_dirs:
-        for lab_path in sorted(d.glob("*.json")):
+        for lab_path in sorted(d.glob("*.json"))[:per_dir]:
             lab = json.loads(lab_path.read_text())
             ev = [e for e in replay_events(impactd, model, lab_path.with_suffix(".y4m"),
                                            lab_path.with_suffix(".wav")) if e["kind"] == "impact"]
@@ -302,7 +302,8 @@ def class_accuracy(impactd, model, test_dirs: list[pathlib.Path]) -> dict:
                     total += 1
                     right += ev[best]["class"] == imp["class"]
                     confusion[imp["class"]][ev[best]["class"]] += 1
-    return {"accuracy": right / total if total else None, "matched": total, "confusion": confusion}
+    return {"accuracy": right / total if total else None, "matched": total, "confusion": confusion,
+            "scenes": sum(min(per_dir, len(list(d.glob("*.json")))) for d in test_dirs)}
 
 
 def negatives_per_minute(impactd, model, clips: list[pathlib.Path]) -> dict:
@@ -359,11 +360,16 @@ def main(argv=None) -> int:
     ap.add_argument("--impactd", type=pathlib.Path, help="use this binary instead of building")
     ap.add_argument("--reuse-weights", action="store_true",
                     help="load WORK/impact-s1.pt instead of training (re-export and re-evaluate)")
+    ap.add_argument("--init-weights", type=pathlib.Path,
+                    help="start training from these weights (a continued run)")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads")
+    ap.add_argument("--class-scenes", type=int, default=1000,
+                    help="test scenes replayed for the class accuracy (at most)")
     ap.add_argument("--no-real", action="store_true", help="skip ../shared/data (a quick check)")
     ap.add_argument("--out", type=pathlib.Path, default=ROOT / "models",
                     help="where the shipped files and the card go")
     a = ap.parse_args(argv)
-    torch.set_num_threads(2)
+    torch.set_num_threads(a.threads)
     work = a.work
     work.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
@@ -391,7 +397,13 @@ def main(argv=None) -> int:
     test_proc = next_test_job()
 
     log("loading scenes")
-    train_scenes = load_dir(data / "train")
+    # --reuse-weights needs no training data: only the validation part and calibration
+    train_paths = sorted((data / "train").glob("*.json"))[: a.train_count]
+    if a.reuse_weights:
+        rng0 = np.random.default_rng(a.seed)
+        keep = set(rng0.permutation(len(train_paths))[: max(16, len(train_paths) // 20)].tolist())
+    train_scenes = (load_dir(data / "train", a.train_count) if not a.reuse_weights else
+                    [tr.load_scene(p) if i in keep else None for i, p in enumerate(train_paths)])
     rng = np.random.default_rng(a.seed)
     order = rng.permutation(len(train_scenes))
     n_val = max(16, len(train_scenes) // 20)
@@ -399,10 +411,17 @@ def main(argv=None) -> int:
     train_scenes = [train_scenes[i] for i in order[n_val:]]
     calib_scenes = load_dir(data / "calib")
     roles = real_pool() if not a.no_real else {"train_neg": [], "val_neg": [], "train_pos": []}
-    real_neg = load_real(roles["train_neg"], negative=True)
-    real_pos = load_real(roles["train_pos"], negative=False)
-    log(f"{len(train_scenes)} training scenes, {len(val_scenes)} validation scenes, "
-        f"{len(real_neg)} real negatives and {len(real_pos)} real positives to train on, "
+    real_neg = load_real(roles["train_neg"], negative=True) if not a.reuse_weights else []
+    real_pos = load_real(roles["train_pos"], negative=False) if not a.reuse_weights else []
+    if a.reuse_weights:
+        info0 = json.loads((work / "summary-counts.json").read_text())
+        train_count, real_neg_n, real_pos_n = info0["train"], info0["real_neg"], info0["real_pos"]
+    else:
+        train_count, real_neg_n, real_pos_n = len(train_scenes), len(real_neg), len(real_pos)
+        (work / "summary-counts.json").write_text(json.dumps(
+            {"train": train_count, "real_neg": real_neg_n, "real_pos": real_pos_n}))
+    log(f"{train_count} training scenes, {len(val_scenes)} validation scenes, "
+        f"{real_neg_n} real negatives and {real_pos_n} real positives to train on, "
         f"{len(roles['val_neg'])} real negatives held out")
     # real clips are ~10 % of what the network sees: repeat them to that share
     mix = list(train_scenes)
@@ -433,7 +452,7 @@ def main(argv=None) -> int:
             raise SystemExit(f"test scene generation failed: {test_proc.args}")
         test_proc = next_test_job()
     test_manifest = data / "test" / "manifest.toml"
-    combine_manifests(test_dirs, test_manifest)
+    combine_manifests(test_dirs, test_manifest, per)
 
     # 5. export and quantise
     exp = work / "export"
@@ -473,21 +492,26 @@ def main(argv=None) -> int:
         res[k]["negatives"] = negatives_per_minute(impactd, m, roles["val_neg"])
         log(f"{k}: synthetic {json.dumps(res[k]['synthetic'])}")
 
-    run_eval("float", models["float"])
-    run_eval("baseline", BASELINE)
-    r_float = res["float"]["synthetic"]["envelope_r"]
+    from concurrent.futures import ThreadPoolExecutor
     runnable = [f for f in ("qdq", "qop") if "error" not in timings[f]]
     runnable.sort(key=lambda f: timings[f].get("tract_hop_ms", 1e9))
+    # float, baseline and the fastest int8 side by side (each eval is one process at a time)
+    first = [("float", models["float"]), ("baseline", BASELINE)] + [(f, models[f]) for f in runnable[:1]]
+    with ThreadPoolExecutor(len(first)) as ex:
+        list(ex.map(lambda km: run_eval(*km), first))
+    r_float = res["float"]["synthetic"]["envelope_r"]
     ok, best = {}, None
     for f in runnable:
-        run_eval(f, models[f])
+        if f not in res:
+            run_eval(f, models[f])
         ok[f] = r_float - res[f]["synthetic"]["envelope_r"] <= 0.02
         if ok[f]:
             best = f
             break
     log(f"int8 within 0.02 r of float: {ok}; chosen: {best}")
     shipped = best or "float"
-    classes = class_accuracy(impactd, models[shipped], test_dirs)
+    classes = class_accuracy(impactd, models[shipped], test_dirs,
+                             per_dir=math.ceil(a.class_scenes / len(test_dirs)))
     log(f"class accuracy ({shipped}): {classes}")
     real_cls = real_classes(impactd, models[shipped]) if SHARED.is_dir() and not a.no_real else {}
 
@@ -507,9 +531,9 @@ def main(argv=None) -> int:
                "bench_text": {k: v["text"] for k, v in timings.items()},
                "results": res, "int8_ok": ok, "int8_format": best, "classes": classes,
                "real_classes": real_cls, "roles": {k: [p.name for p in v] for k, v in roles.items()},
-               "counts": {"train": len(train_scenes), "val": len(val_scenes), "calib": len(calib_scenes),
-                          "test": sum(len(list(d.glob('*.json'))) for d in test_dirs),
-                          "real_neg": len(real_neg), "real_pos": len(real_pos)},
+               "counts": {"train": train_count, "val": len(val_scenes), "calib": len(calib_scenes),
+                          "test": per * len(test_dirs),
+                          "real_neg": real_neg_n, "real_pos": real_pos_n},
                "sizes": {p.name: p.stat().st_size for p in a.out.glob(f"{NAME}*.onnx")},
                "minutes_total": (time.time() - t_start) / 60,
                "command": " ".join(sys.argv)}
