@@ -441,7 +441,15 @@ def main(argv=None) -> int:
                 if test_proc.returncode != 0:
                     raise SystemExit(f"test scene generation failed: {test_proc.args}")
                 test_proc = next_test_job()
-        info = tr.train(net, mix, val_scenes, a.minutes, seed=a.seed, log=log, poll=poll)
+        prior = {"steps": 0, "minutes": 0.0}
+        if a.init_weights:
+            net.load_state_dict(torch.load(a.init_weights))
+            prior = json.loads((a.init_weights.parent / "train-info.json").read_text())
+            log(f"continuing from {a.init_weights} ({prior['steps']} steps)")
+        info = tr.train(net, mix, val_scenes, a.minutes, seed=a.seed + prior["steps"], log=log,
+                        poll=poll)
+        info = {"steps": info["steps"] + prior["steps"],
+                "minutes": info["minutes"] + prior["minutes"]}
         (work / "train-info.json").write_text(json.dumps(info))
     log(f"trained {info['steps']} steps in {info['minutes']:.1f} min; validation: "
         f"{tr.validate(net, val_scenes)}")
