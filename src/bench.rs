@@ -90,13 +90,20 @@ pub struct ModelLatency {
     pub backend: &'static str,
     pub frames_per_window: usize,
     pub per_window: Vec<Duration>,
+    /// Cost of adding one frame (`push_frame`: preprocessing, plus the encoder in the
+    /// streaming form), one sample per frame.
+    pub per_frame: Vec<Duration>,
 }
 
 impl ModelLatency {
+    /// Percentile `p` (0..=1) of the per-window times.
     pub fn percentile(&self, p: f64) -> Duration {
-        let mut v = self.per_window.clone();
-        v.sort();
-        v[((v.len() - 1) as f64 * p).round() as usize]
+        percentile(&self.per_window, p)
+    }
+
+    /// Percentile `p` (0..=1) of the per-frame (`push_frame`) times.
+    pub fn frame_percentile(&self, p: f64) -> Duration {
+        percentile(&self.per_frame, p)
     }
 }
 
@@ -151,12 +158,14 @@ pub fn compare_backends(model: &Path, windows: usize) -> Result<BackendCompariso
             backend: "tract",
             frames_per_window: frames,
             per_window: t,
+            per_frame: Vec::new(),
         },
         ModelLatency {
             model: spec.summary(),
             backend: "ort",
             frames_per_window: frames,
             per_window: o,
+            per_frame: Vec::new(),
         },
     ];
     Ok(BackendComparison {
@@ -211,7 +220,17 @@ pub fn format_comparison(cmp: &BackendComparison) -> String {
     o
 }
 
-/// Runs the model `windows` times on a window of the built-in scene's frames.
+fn percentile(v: &[Duration], p: f64) -> Duration {
+    if v.is_empty() {
+        return Duration::ZERO;
+    }
+    let mut v = v.to_vec();
+    v.sort();
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Runs the model `windows` times on a window of the built-in scene's frames, and times each
+/// frame's `push_frame` on `windows` more frames of the scene.
 pub fn model_latency(
     model: &Path,
     backend: BackendKind,
@@ -225,6 +244,13 @@ pub fn model_latency(
         pred.predict()?;
         per_window.push(t0.elapsed());
     }
+    let mut per_frame = Vec::with_capacity(windows);
+    for i in frames as u64..(frames + windows.max(1)) as u64 {
+        let img = scene.render_frame(i as f64 / 12.0, i, format);
+        let t0 = Instant::now();
+        pred.push_frame(i, &img)?;
+        per_frame.push(t0.elapsed());
+    }
     let name = match backend {
         BackendKind::Tract => "tract",
         BackendKind::Ort => "ort",
@@ -234,6 +260,7 @@ pub fn model_latency(
         backend: name,
         frames_per_window: frames,
         per_window,
+        per_frame,
     })
 }
 
@@ -242,7 +269,7 @@ fn ms(d: Duration) -> f64 {
 }
 
 /// A human-readable report (also pasted into BENCHMARKS.md).
-pub fn format(b: &BenchReport, lat: Option<&ModelLatency>) -> String {
+pub fn format(b: &BenchReport, lat: &[ModelLatency]) -> String {
     let r = &b.replay;
     let s = &r.stats;
     let wall = r.wall.as_secs_f64().max(1e-9);
@@ -304,7 +331,7 @@ pub fn format(b: &BenchReport, lat: Option<&ModelLatency>) -> String {
             b.memory.samples.len()
         );
     }
-    if let Some(l) = lat {
+    for l in lat {
         let _ = writeln!(
             o,
             "model alone ({}, {} windows of {} frames): median {:.3} ms, p95 {:.3} ms per window; {:.4} ms per frame",
@@ -314,6 +341,21 @@ pub fn format(b: &BenchReport, lat: Option<&ModelLatency>) -> String {
             ms(l.percentile(0.5)),
             ms(l.percentile(0.95)),
             ms(l.percentile(0.5)) / l.frames_per_window as f64
+        );
+        let _ = writeln!(
+            o,
+            "  adding a frame ({}, {} frames: preprocess{}): median {:.3} ms, p95 {:.3} ms; a hop of {} frames costs median {:.3} ms",
+            l.backend,
+            l.per_frame.len(),
+            if l.model.contains("Streaming") {
+                " + encoder"
+            } else {
+                ""
+            },
+            ms(l.frame_percentile(0.5)),
+            ms(l.frame_percentile(0.95)),
+            6,
+            6.0 * ms(l.frame_percentile(0.5)) + ms(l.percentile(0.5))
         );
     }
     o

@@ -78,7 +78,10 @@ struct Win {
 struct Pending {
     index: u64,
     predicted: f32,
+    /// The window's class probabilities and where this frame's start in them (0 for one set
+    /// per window; `(k - start) * classes` for per-frame class logits).
     classes: Option<Arc<Vec<f32>>>,
+    class_offset: usize,
     win_start: u64,
     win_end: u64,
 }
@@ -305,10 +308,18 @@ impl Engine {
             else {
                 return; // no window yet covers k
             };
+            let n = self.class_names.len();
+            let class_offset = match &w.classes {
+                Some(c) if n > 0 && c.len() == w.out.envelope.len() * n && c.len() > n => {
+                    (k - w.out.start) as usize * n
+                }
+                _ => 0,
+            };
             self.pending.push_back(Pending {
                 index: k,
                 predicted: w.out.envelope[(k - w.out.start) as usize],
                 classes: w.classes.clone(),
+                class_offset,
                 win_start: w.out.start,
                 win_end: w.out.end,
             });
@@ -449,6 +460,10 @@ impl Engine {
             return (None, None);
         };
         let Some(probs) = &p.classes else {
+            return (None, None);
+        };
+        let n = self.class_names.len();
+        let Some(probs) = probs.get(p.class_offset..p.class_offset + n) else {
             return (None, None);
         };
         let (i, c) = probs

@@ -447,15 +447,26 @@ fn replay_failure_code(e: &ReplayError) -> Exit {
 fn cmd_bench(a: BenchArgs) -> Result<(), Failure> {
     let (_, opts) = pipeline_options(a.pipeline, None, a.loops, false)?;
     let report = impactd::bench::replay_bench(&opts, a.memory_every).map_err(replay_failure)?;
-    let latency = if a.windows > 0 {
-        Some(
+    let mut latency = Vec::new();
+    if a.windows > 0 {
+        latency.push(
             impactd::bench::model_latency(&opts.model, opts.backend, a.windows)
                 .map_err(replay_failure)?,
-        )
-    } else {
-        None
-    };
-    print!("{}", impactd::bench::format(&report, latency.as_ref()));
+        );
+        // The other backend in the same run, where this build has it (a failure is reported,
+        // not fatal: the requested backend's numbers stand).
+        if cfg!(feature = "ort") {
+            let other = match opts.backend {
+                BackendKind::Tract => BackendKind::Ort,
+                BackendKind::Ort => BackendKind::Tract,
+            };
+            match impactd::bench::model_latency(&opts.model, other, a.windows) {
+                Ok(l) => latency.push(l),
+                Err(e) => log::warn!("bench: the {other:?} backend could not be timed: {e}"),
+            }
+        }
+    }
+    print!("{}", impactd::bench::format(&report, &latency));
     if a.compare_backends {
         let c = impactd::bench::compare_backends(&opts.model, a.windows.max(1))
             .map_err(replay_failure)?;
@@ -484,20 +495,36 @@ fn cmd_model_info(path: &Path) -> Result<(), Failure> {
     println!("model:    {}", spec.onnx_path.display());
     println!("sidecar:  {}", spec.sidecar_path.display());
     println!("summary:  {}", spec.summary());
-    println!(
-        "input:    {:?} {:?}",
-        spec.sidecar.input.name,
-        spec.input_shape()
-    );
+    match (&spec.sidecar.encoder, spec.encoder_path()) {
+        (Some(e), Some(path)) => {
+            println!("encoder:  {} (per frame)", path.display());
+            println!(
+                "input:    {:?} {:?} -> {:?} [1, {}]; head input {:?} [1, {}, {}]",
+                spec.sidecar.input.name,
+                spec.frame_shape(),
+                e.output,
+                e.features,
+                e.head_input,
+                spec.frames(),
+                e.features
+            );
+        }
+        _ => println!(
+            "input:    {:?} {:?}",
+            spec.sidecar.input.name,
+            spec.input_shape()
+        ),
+    }
     println!(
         "output:   {:?} {:?}",
         spec.sidecar.output.envelope,
         spec.envelope_shape()
     );
-    if !spec.sidecar.output.classes.is_empty() {
+    if let Some(shape) = spec.class_shape() {
         println!(
-            "classes:  {:?} -> {}",
+            "classes:  {:?} {:?} -> {}",
             spec.sidecar.output.class_logits,
+            shape,
             spec.sidecar.output.classes.join(", ")
         );
     }

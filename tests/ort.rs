@@ -48,12 +48,33 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// One replay of the built-in scene on `backend`: (events as JSON, per-frame `predicted`).
+/// One replay of the built-in scene with the motion baseline on `backend`: (events as JSON,
+/// per-frame `predicted`).
 fn replay(backend: &str, dir: &std::path::Path) -> (Vec<serde_json::Value>, Vec<f64>) {
-    let csv = dir.join(format!("{backend}.csv"));
+    replay_model(backend, "models/motion-baseline.onnx", dir)
+}
+
+/// One replay of the built-in scene with `model` on `backend`.
+fn replay_model(
+    backend: &str,
+    model: &str,
+    dir: &std::path::Path,
+) -> (Vec<serde_json::Value>, Vec<f64>) {
+    let stem = std::path::Path::new(model)
+        .file_stem()
+        .unwrap()
+        .to_string_lossy();
+    let csv = dir.join(format!("{stem}-{backend}.csv"));
     let out = impactd()
         .env("ORT_DYLIB_PATH", dylib())
-        .args(["replay", "--backend", backend, "--envelopes"])
+        .args([
+            "replay",
+            "--backend",
+            backend,
+            "--model",
+            model,
+            "--envelopes",
+        ])
         .arg(&csv)
         .output()
         .expect("run impactd");
@@ -106,6 +127,49 @@ fn ort_gives_the_envelopes_and_events_of_tract() {
     };
     assert!(!ev_tract.is_empty());
     assert_eq!(key(&ev_ort), key(&ev_tract));
+}
+
+/// Largest |ort - tract| of `predicted` for `model` on the built-in scene, and both event lists.
+fn streaming_gap(model: &str) -> (f64, Vec<serde_json::Value>, Vec<serde_json::Value>) {
+    let dir = tempfile::tempdir().unwrap();
+    let (ev_t, p_t) = replay_model("tract", model, dir.path());
+    let (ev_o, p_o) = replay_model("ort", model, dir.path());
+    assert_eq!(p_t.len(), p_o.len(), "{model}: frame counts differ");
+    let worst = p_t
+        .iter()
+        .zip(&p_o)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    (worst, ev_t, ev_o)
+}
+
+#[test]
+fn ort_runs_the_streaming_form_like_tract() {
+    let (worst, _, _) = streaming_gap("tests/fixtures/models/tiny-stream.onnx");
+    assert!(worst <= 1e-4, "tiny-stream: predicted differs by {worst}");
+    let (worst, ev_t, ev_o) = streaming_gap("models/impact-s1-float.onnx");
+    assert!(
+        worst <= 1e-3,
+        "impact-s1-float: predicted differs by {worst}"
+    );
+    let classes = |ev: &[serde_json::Value]| -> Vec<(u64, String)> {
+        ev.iter()
+            .filter(|e| e["kind"] == "impact")
+            .map(|e| (e["frame"].as_u64().unwrap(), e["class"].to_string()))
+            .collect()
+    };
+    assert_eq!(classes(&ev_t), classes(&ev_o));
+}
+
+/// int8 kernels round differently in the two runtimes: the envelopes agree to a few hundredths.
+#[test]
+fn ort_runs_the_int8_model_close_to_tract() {
+    let (worst, ev_t, _) = streaming_gap("models/impact-s1.onnx");
+    assert!(
+        worst <= 0.05,
+        "impact-s1 (int8): predicted differs by {worst}"
+    );
+    assert!(!ev_t.is_empty());
 }
 
 #[test]

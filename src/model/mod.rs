@@ -7,12 +7,13 @@
 //! - the **backend** ([`Backend`], [`Session`]) runs one ONNX graph on one f32 input: tract, the
 //!   default ([`tract::TractBackend`]), or ONNX Runtime with the cargo feature `ort` (`ort.rs`);
 //! - the **form** ([`predictor::Predictor`]) decides what graphs a model has and how frames reach
-//!   them: `clip` (one graph on the whole window) today, `streaming` (per-frame encoder + temporal
-//!   head) as a second implementation of the same trait.
+//!   them: `clip` (one graph on the whole window, `predictor.rs`) and `streaming` (per-frame
+//!   encoder + temporal head, `streaming.rs`), two implementations of the same trait.
 
 #[cfg(feature = "ort")]
 pub mod ort;
 pub mod predictor;
+pub mod streaming;
 pub mod tract;
 
 use serde::Deserialize;
@@ -76,7 +77,8 @@ pub enum Layout {
 pub enum Form {
     /// One graph: window in, envelope out.
     Clip,
-    /// A per-frame encoder and a temporal head (DESIGN.md); not yet supported by this build.
+    /// A per-frame encoder and a temporal head (DESIGN.md): the sidecar's `[encoder]` names the
+    /// encoder graph; `NAME.onnx` is the head.
     Streaming,
 }
 
@@ -87,6 +89,26 @@ pub struct Sidecar {
     pub model: SidecarModel,
     pub input: SidecarInput,
     pub output: SidecarOutput,
+    /// The per-frame encoder of a `streaming` model (absent for `clip`).
+    #[serde(default)]
+    pub encoder: Option<SidecarEncoder>,
+}
+
+/// `[encoder]`: the per-frame graph of a `streaming` model. It takes one preprocessed frame
+/// (`[input] name`, shape `[1, C, H, W]`, or `[1, H, W, C]` for layout `NTHWC`) and returns one
+/// feature vector `[1, features]`; the head (`NAME.onnx`) takes the last `frames` of them as
+/// `[1, frames, features]` and returns the `[output]`s.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SidecarEncoder {
+    /// The encoder's ONNX file, relative to the sidecar's folder.
+    pub file: PathBuf,
+    /// Name of the encoder's `[1, features]` output.
+    pub output: String,
+    /// Length of the feature vector.
+    pub features: usize,
+    /// Name of the head's `[1, frames, features]` input.
+    pub head_input: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -126,11 +148,15 @@ pub struct SidecarInput {
 pub struct SidecarOutput {
     /// Name of the `[1, frames]` envelope output, values in [0, 1].
     pub envelope: String,
-    /// Name of the optional `[1, classes]` logits output; empty for none.
+    /// Name of the optional class-logits output, `[1, classes]` (one per window) or, with
+    /// `class_per_frame`, `[1, frames, classes]`; empty for none.
     #[serde(default)]
     pub class_logits: String,
     #[serde(default)]
     pub classes: Vec<String>,
+    /// The class logits are per frame (`[1, frames, classes]`): an impact takes its frame's.
+    #[serde(default)]
+    pub class_per_frame: bool,
 }
 
 /// A checked model description: the sidecar plus where the files are.
@@ -225,11 +251,36 @@ impl ModelSpec {
                 "output.class_logits and output.classes go together: name both or neither".into(),
             );
         }
-        if s.model.form == Form::Streaming {
+        if s.output.class_per_frame && s.output.classes.is_empty() {
             return bad(
-                "form \"streaming\" is not supported by this build yet; use a \"clip\" model"
-                    .into(),
+                "output.class_per_frame needs output.class_logits and output.classes".into(),
             );
+        }
+        match (s.model.form, &s.encoder) {
+            (Form::Streaming, None) => {
+                return bad(
+                    "form \"streaming\" needs an [encoder] section (file, output, features, head_input)"
+                        .into(),
+                );
+            }
+            (Form::Clip, Some(_)) => {
+                return bad(
+                    "[encoder] is only for form \"streaming\"; this model is \"clip\"".into(),
+                );
+            }
+            (Form::Streaming, Some(e)) => {
+                if e.features == 0 {
+                    return bad("encoder.features must be at least 1".into());
+                }
+                if !self.encoder_path().is_some_and(|p| p.is_file()) {
+                    return bad(format!(
+                        "encoder.file {} not found (expected {})",
+                        e.file.display(),
+                        self.encoder_path().unwrap_or_default().display()
+                    ));
+                }
+            }
+            (Form::Clip, None) => {}
         }
         Ok(())
     }
@@ -255,6 +306,36 @@ impl ModelSpec {
             Layout::NCTHW => vec![1, c, t, h, w],
             Layout::NTCHW => vec![1, t, c, h, w],
             Layout::NTHWC => vec![1, t, h, w, c],
+        }
+    }
+
+    /// The encoder's ONNX path (streaming form): `encoder.file` beside the sidecar.
+    pub fn encoder_path(&self) -> Option<PathBuf> {
+        let e = self.sidecar.encoder.as_ref()?;
+        let dir = self.sidecar_path.parent().unwrap_or(Path::new(""));
+        Some(dir.join(&e.file))
+    }
+
+    /// One frame's tensor shape (streaming encoder input): `[1, C, H, W]`, or `[1, H, W, C]`
+    /// for layout `NTHWC`.
+    pub fn frame_shape(&self) -> Vec<usize> {
+        let i = &self.sidecar.input;
+        let (c, h, w) = (i.colour.channels(), i.height as usize, i.width as usize);
+        match i.layout {
+            Layout::NCTHW | Layout::NTCHW => vec![1, c, h, w],
+            Layout::NTHWC => vec![1, h, w, c],
+        }
+    }
+
+    /// The class-logits output's shape, if the model has one.
+    pub fn class_shape(&self) -> Option<Vec<usize>> {
+        let o = &self.sidecar.output;
+        if o.class_logits.is_empty() {
+            None
+        } else if o.class_per_frame {
+            Some(vec![1, self.frames(), o.classes.len()])
+        } else {
+            Some(vec![1, o.classes.len()])
         }
     }
 

@@ -22,7 +22,9 @@ pub struct WindowOutput {
     pub end: u64,
     /// Predicted envelope for frames `start..=end`, each in [0, 1].
     pub envelope: Vec<f32>,
-    /// Class probabilities (softmax of the logits), when the model has a class head.
+    /// Class probabilities (softmax of the logits), when the model has a class head: one set of
+    /// `classes` values for the window, or with `class_per_frame` one set per frame of
+    /// `start..=end`, frame after frame.
     pub classes: Option<Vec<f32>>,
 }
 
@@ -60,18 +62,11 @@ pub struct ClipPredictor {
 impl ClipPredictor {
     /// Loads the model's graph with `backend`, checking its shapes against the sidecar.
     pub fn new(spec: ModelSpec, backend: &dyn Backend) -> Result<ClipPredictor, ModelError> {
-        let mut outputs = vec![(spec.sidecar.output.envelope.clone(), spec.envelope_shape())];
-        if !spec.sidecar.output.class_logits.is_empty() {
-            outputs.push((
-                spec.sidecar.output.class_logits.clone(),
-                vec![1, spec.sidecar.output.classes.len()],
-            ));
-        }
         let graph = GraphSpec {
             path: spec.onnx_path.clone(),
             input_name: spec.sidecar.input.name.clone(),
             input_shape: spec.input_shape(),
-            outputs,
+            outputs: output_specs(&spec),
             expected_by: format!("the sidecar {}", spec.sidecar_path.display()),
         };
         let session = backend.open(&graph)?;
@@ -168,53 +163,81 @@ impl Predictor for ClipPredictor {
             .ok_or_else(|| ModelError::Run("predict before any frame".into()))?;
         self.assemble();
         let outputs = self.session.run(&self.input)?;
-        let t_len = self.spec.frames();
-        let pad = t_len - self.ring.len();
-        let env_name = &self.spec.sidecar.output.envelope;
-        let env = &outputs[0].data;
-        if env.len() != t_len {
-            return Err(ModelError::BadOutput {
-                output: env_name.clone(),
-                reason: format!("{} values, expected {t_len}", env.len()),
-            });
-        }
-        if let Some((i, v)) = env.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-            return Err(ModelError::BadOutput {
-                output: env_name.clone(),
-                reason: format!("value {i} is {v}"),
-            });
-        }
-        // A little float slack; anything further out means the graph does not end in [0, 1].
-        if let Some((i, v)) = env
-            .iter()
-            .enumerate()
-            .find(|(_, v)| **v < -1e-3 || **v > 1.0 + 1e-3)
-        {
-            return Err(ModelError::BadOutput {
-                output: env_name.clone(),
-                reason: format!("value {i} is {v}, outside [0, 1]"),
-            });
-        }
-        let envelope: Vec<f32> = env[pad..].iter().map(|v| v.clamp(0.0, 1.0)).collect();
-        let classes = match outputs.get(1) {
-            Some(logits) => {
-                if let Some(v) = logits.data.iter().find(|v| !v.is_finite()) {
-                    return Err(ModelError::BadOutput {
-                        output: self.spec.sidecar.output.class_logits.clone(),
-                        reason: format!("logit is {v}"),
-                    });
+        window_output(&self.spec, &outputs, end, self.ring.len())
+    }
+}
+
+/// The outputs a model's head graph must have: the envelope, then the class logits if any.
+pub(crate) fn output_specs(spec: &ModelSpec) -> Vec<(String, Vec<usize>)> {
+    let mut outputs = vec![(spec.sidecar.output.envelope.clone(), spec.envelope_shape())];
+    if let Some(shape) = spec.class_shape() {
+        outputs.push((spec.sidecar.output.class_logits.clone(), shape));
+    }
+    outputs
+}
+
+/// Checks a window's graph outputs and keeps the `real` unpadded frames that end at `end`.
+pub(crate) fn window_output(
+    spec: &ModelSpec,
+    outputs: &[super::Output],
+    end: u64,
+    real: usize,
+) -> Result<WindowOutput, ModelError> {
+    let t_len = spec.frames();
+    let pad = t_len - real;
+    let env_name = &spec.sidecar.output.envelope;
+    let env = &outputs[0].data;
+    if env.len() != t_len {
+        return Err(ModelError::BadOutput {
+            output: env_name.clone(),
+            reason: format!("{} values, expected {t_len}", env.len()),
+        });
+    }
+    if let Some((i, v)) = env.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        return Err(ModelError::BadOutput {
+            output: env_name.clone(),
+            reason: format!("value {i} is {v}"),
+        });
+    }
+    // A little float slack; anything further out means the graph does not end in [0, 1].
+    if let Some((i, v)) = env
+        .iter()
+        .enumerate()
+        .find(|(_, v)| **v < -1e-3 || **v > 1.0 + 1e-3)
+    {
+        return Err(ModelError::BadOutput {
+            output: env_name.clone(),
+            reason: format!("value {i} is {v}, outside [0, 1]"),
+        });
+    }
+    let envelope: Vec<f32> = env[pad..].iter().map(|v| v.clamp(0.0, 1.0)).collect();
+    let classes = match outputs.get(1) {
+        Some(logits) => {
+            if let Some(v) = logits.data.iter().find(|v| !v.is_finite()) {
+                return Err(ModelError::BadOutput {
+                    output: spec.sidecar.output.class_logits.clone(),
+                    reason: format!("logit is {v}"),
+                });
+            }
+            let n = spec.sidecar.output.classes.len();
+            if spec.sidecar.output.class_per_frame {
+                let mut probs = Vec::with_capacity(real * n);
+                for frame in logits.data.chunks_exact(n).skip(pad) {
+                    probs.extend(softmax(frame));
                 }
+                Some(probs)
+            } else {
                 Some(softmax(&logits.data))
             }
-            None => None,
-        };
-        Ok(WindowOutput {
-            start: end + 1 - self.ring.len() as u64,
-            end,
-            envelope,
-            classes,
-        })
-    }
+        }
+        None => None,
+    };
+    Ok(WindowOutput {
+        start: end + 1 - real as u64,
+        end,
+        envelope,
+        classes,
+    })
 }
 
 /// Softmax of logits (numerically stable).
@@ -233,9 +256,8 @@ pub fn load(
     let spec = ModelSpec::load(onnx_path)?;
     match spec.sidecar.model.form {
         super::Form::Clip => Ok(Box::new(ClipPredictor::new(spec, backend)?)),
-        super::Form::Streaming => Err(ModelError::Sidecar {
-            path: spec.sidecar_path.clone(),
-            reason: "form \"streaming\" is not supported by this build".into(),
-        }),
+        super::Form::Streaming => Ok(Box::new(super::streaming::StreamingPredictor::new(
+            spec, backend,
+        )?)),
     }
 }

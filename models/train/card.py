@@ -1,0 +1,148 @@
+"""Renders models/impact-s1.md from make_model.py's summary (every number comes from the run)."""
+
+from __future__ import annotations
+
+import train as tr
+
+
+def f(v, nd=3):
+    if v is None:
+        return "n/a"
+    if isinstance(v, float):
+        return f"{v:.{nd}f}"
+    return str(v)
+
+
+def row(name: str, o: dict) -> str:
+    ev = o.get("event", {})
+    return (f"| {name} | {f(o.get('visual_ap'))} | {f(o.get('envelope_r'))} | "
+            f"{f(ev.get('f1'))} ({f(ev.get('precision'), 2)} / {f(ev.get('recall'), 2)}) | "
+            f"{f(o.get('seed_score'), 2)} | {f(o.get('av_discrimination'), 2)} | "
+            f"{f(o.get('timing_median_s'), 3)} |")
+
+
+def render(s: dict) -> str:
+    res = s["results"]
+    best = s["int8_format"]
+    fmt_name = {"qdq": "QDQ", "qop": "QOperator", None: "none"}[best]
+    shipped = best or "float"
+    kinds = [("float", "impact-s1-float (float32)")]
+    for k in ("qdq", "qop"):
+        kinds.append((k, f"int8 {'QDQ' if k == 'qdq' else 'QOperator'}" + (" (shipped: impact-s1)" if k == best else "")))
+    kinds.append(("baseline", "motion-baseline"))
+    t = s["timings"]
+    c = s["counts"]
+    lines = []
+    a = lines.append
+    a("# impact-s1 — the trained impact model (streaming form, class head)\n")
+    a("Made by one command, from the repository root (about an hour on a 2-core machine):\n")
+    a("```\npython3 -m venv /tmp/venv-train && /tmp/venv-train/bin/pip install -r models/train/requirements.txt")
+    a("/tmp/venv-train/bin/python models/train/make_model.py --work /tmp/impact-s1\n```\n")
+    a(f"This card was written by that command (`{s['command']}`, {s['minutes_total']:.0f} min in all); "
+      "its numbers are the run's. Data, checkpoints and intermediate files stay in `--work`.\n")
+    a("## Files\n")
+    a("| file | what | bytes |\n|---|---|---|")
+    for name, size in sorted(s["sizes"].items()):
+        what = ("per-frame encoder" if "encoder" in name else "temporal head (the model path)")
+        what += ", float32" if "float" in name else f", int8 {fmt_name}"
+        a(f"| `models/{name}` | {what} | {size} |")
+    a("| `models/impact-s1.toml`, `models/impact-s1-float.toml` | sidecars (form `streaming`) | |\n")
+    a("`impact-s1.onnx` is the daemon's default model (src/config.rs). The float model stays beside it "
+      "for comparison: `impactd replay --model models/impact-s1-float.onnx`.\n")
+    a("## Architecture\n")
+    a(f"Streaming form (DESIGN.md): {s['params']['encoder'] + s['params']['head']} parameters.")
+    a(f"- **Input**: gray-diff frames (luma minus the previous frame's, /255, /{tr.DIFF_STD}), {tr.IN_W}x{tr.IN_H}, 12 fps.")
+    a(f"- **Encoder** (once per frame, {s['params']['encoder']} parameters): a 4x4 stride-4 patchify "
+      f"convolution (16 channels), two 3x3 stride-2 convolutions without padding (32, 32), ReLU "
+      f"after each -> flatten 32x3x4 -> linear -> ReLU -> {tr.FEATURES} features. The stem and the "
+      "missing padding follow the arm branch's tract measurements (a 3x3 convolution on one input "
+      "channel is tract's worst matmul shape; each padded convolution costs tract a Pad op).")
+    a(f"- **Head** (once per window, {s['params']['head']} parameters): over the last 48 feature vectors, a "
+      "kernel-3 1-D convolution (one frame of look-ahead: the engine always has the next frame) and "
+      "four causal residual 1-D convolutions, dilations 1, 2, 4, 8 (31 frames of context), 48 "
+      "channels -> envelope [1, 48] (sigmoid) and class logits [1, 48, 3] per frame (hit, collision, drop).\n")
+    a("## Data\n")
+    a(f"- Synthetic scenes from **{s['generator']}**, 8 s, 160x120: {c['train']} for training "
+      f"(12 fps, seeds from 1000), {c['val']} of them held out for validation during training, "
+      f"{c['calib']} held-out calibration scenes for int8 (seeds from 500000), and a test set of "
+      f"{c['test']} scenes at 12, 15, 25 and 30 fps (seeds from 900000), never trained on, evaluated "
+      "through the real daemon (`impactd eval`), so any train/serve mismatch shows.")
+    a("- Target: the `impacts` stem's frame-mean envelope (the visible impacts' own sounds, not "
+      "unseen sounds), scaled by its window maximum as the daemon scales what it hears; every "
+      "visible impact's peak is raised to at least 0.8 (quiet and silent impacts are seen as well "
+      "as loud ones). Classes: the label's class on the impact frame and its neighbours.")
+    roles = s["roles"]
+    a(f"- Real video with its own audio (../shared/data/real-pool, not committed): "
+      f"{c['real_neg']} clips without visible impacts (speech, engines, water, music) as hard "
+      f"negatives (target 0), {c['real_pos']} clips with visible impacts trained on their own "
+      f"audio's envelope; about 10 % of what the network sees. Held out, never trained on: "
+      f"{len(roles['val_neg'])} clips without impacts (the false-call numbers below), and every "
+      "real-pool clip about a subject of eval/real-clips.toml (drums, hammers, dogs, coughs, tennis), "
+      "so the real-clip numbers are on unseen material.")
+    a(f"- Training: AdamW, cosine learning rate, {s['train']['steps']} steps "
+      f"({s['train']['minutes']:.0f} min, 2 threads), 6 scenes x 3 windows per step, half of the "
+      "first windows front-padded as at a stream's start.\n")
+    a("## Quality (DESIGN.md, \"Measuring quality\")\n")
+    a(f"### (a) Synthetic test set ({c['test']} scenes, 12/15/25/30 fps)\n")
+    a("| model | visual AP | envelope r | event F1 (P / R) | seed score | AV discr. | timing median (s) |")
+    a("|---|---|---|---|---|---|---|")
+    for k, name in kinds:
+        if k in res:
+            a(row(name, res[k]["synthetic"]))
+    a("\nTargets: envelope r >= 0.85, visual AP >= 0.9, event F1 >= 0.95.")
+    if "float" in res and best:
+        d = res["float"]["synthetic"]["envelope_r"] - res[best]["synthetic"]["envelope_r"]
+        a(f"int8 ({fmt_name}) loses {d:.4f} envelope r against float (limit 0.02).\n")
+    a("### (b) Real clips (eval/real-clips.toml: hits are audio-derived proxies, see eval/README.md)\n")
+    if all("real" in res[k] for k, _ in kinds if k in res):
+        a("| model | visual AP | envelope r | event F1 (P / R) | seed score | AV discr. | timing median (s) |")
+        a("|---|---|---|---|---|---|---|")
+        for k, name in kinds:
+            if k in res:
+                a(row(name, res[k]["real"]["overall"]))
+        a("\nPer clip (shipped model): visual AP, envelope r, impact events / proxy hits\n")
+        a("| clip | visual AP | envelope r | impacts | hits |\n|---|---|---|---|---|")
+        for cl in res[shipped]["real"]["clips"]:
+            ev = cl.get("event", {})
+            a(f"| {cl.get('name')} | {f(cl.get('visual_ap'))} | {f(cl.get('envelope_r'))} | "
+              f"{f(ev.get('tp', 0) + ev.get('fp', 0) if isinstance(ev, dict) else None)} | {f(cl.get('hits'))} |")
+    else:
+        a("(../shared/data was not there when the card was made.)")
+    a("\n### Real clips without visible impacts (held-out real-pool negatives)\n")
+    a("Impact events per minute of replay (they should be `unseen_sound`); target <= 5.\n")
+    a("| model | impacts | minutes | per minute |\n|---|---|---|---|")
+    for k, name in kinds:
+        if k in res:
+            n = res[k]["negatives"]
+            a(f"| {name} | {n['impacts']} | {f(n['minutes'], 1)} | {f(n['per_minute'], 2)} |")
+    a("\n### Class head\n")
+    cl = s["classes"]
+    a(f"On {cl.get('scenes', c['test'])} scenes of the synthetic test set, the {cl['matched']} impact events matched to a labelled impact "
+      f"(0.125 s) carry the right class {f(cl['accuracy'])} of the time (model {shipped}). "
+      "Confusion (rows: label, columns: predicted):\n")
+    a("| label \\ predicted | " + " | ".join(tr.CLASSES) + " |\n|---|---|---|---|")
+    for lab in tr.CLASSES:
+        a(f"| {lab} | " + " | ".join(str(cl["confusion"][lab][p]) for p in tr.CLASSES) + " |")
+    if s["real_classes"]:
+        a("\nWhat it says on the real clips (impact events by class):\n")
+        a("| clip | " + " | ".join(tr.CLASSES) + " |\n|---|---|---|---|")
+        for name, counts in s["real_classes"].items():
+            a(f"| {name} | " + " | ".join(str(counts[k]) for k in tr.CLASSES) + " |")
+    a("\n## Speed (`impactd bench --model M --windows 300`, this machine, tract and onnxruntime in the same run)\n")
+    a("Per window: the head alone (clip form: the whole graph). Per frame: `push_frame`, i.e. "
+      "preprocessing plus the encoder. Target: <= 5 ms per frame in tract on one core.\n")
+    a("| model | tract per frame (ms) | tract per window (ms) | tract per hop of 6 (ms) | ort per frame (ms) | ort per window (ms) |")
+    a("|---|---|---|---|---|---|")
+    for k, name in kinds:
+        if k in t:
+            v = t[k]
+            a(f"| {name} | {f(v.get('tract_frame_ms'))} | {f(v.get('tract_window_ms'))} | "
+              f"{f(v.get('tract_hop_ms'))} | {f(v.get('ort_frame_ms'))} | {f(v.get('ort_window_ms'))} |")
+    for k, v in t.items():
+        if "error" in v:
+            a(f"\n{k}: tract could not run it: `{v['error']}`")
+    a(f"\nThe int8 format shipped is the one that is within 0.02 r of float and fastest in tract "
+      f"(per hop: 6 frames + 1 window): {fmt_name}.")
+    a(f"\nStreaming vs clip export of the same float network through the daemon: max |predicted "
+      f"difference| {s['equivalence']:.1e} (limit 1e-4).\n")
+    return "\n".join(lines) + "\n"

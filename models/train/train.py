@@ -1,0 +1,435 @@
+#!/usr/bin/env python3
+"""impact-s1: data, network, training, ONNX export and int8 quantisation.
+
+Used by make_model.py (the one command that makes the shipped model); the pieces are here so
+that each can be read and tested on its own.
+
+The network (streaming form of DESIGN.md):
+- encoder, once per frame: gray-diff frame [1, 1, 60, 80] -> a 4x4 stride-4 "patchify"
+  convolution (16 channels) -> two 3x3 stride-2 convolutions without padding (32, 32) (ReLU
+  after each) -> flatten (32 x 3 x 4) -> linear -> ReLU -> 32 features. The stem and the
+  missing padding follow /tmp/tract-notes.md (branch arm): a 3x3 convolution on the 1-channel
+  input is tract's worst matmul shape, and each padded convolution costs tract a Pad op;
+- head, once per window: features [1, 48, 32] -> 1-D convolutions over time (one with one frame
+  of look-ahead, then four causal residual blocks with dilations 1, 2, 4, 8: 31 frames of
+  context) -> envelope [1, 48] (sigmoid) and class logits [1, 48, 3] (hit, collision, drop).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pathlib
+import subprocess
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+T = 48
+FPS = 12
+IN_W, IN_H = 80, 60
+FEATURES = 32
+CLASSES = ["hit", "collision", "drop"]
+DIFF_STD = 0.1  # gray-diff (in [−1, 1]) is divided by this (sidecar input.std)
+TARGET_FLOOR = 0.002  # window max of the impact-stem envelope below this: a silent window
+MIN_PEAK = 0.8  # each visible impact's target peak is raised to at least this
+
+
+# ------------------------------------------------------------------------------------------
+# Data
+# ------------------------------------------------------------------------------------------
+
+def read_y4m_luma(path: pathlib.Path) -> tuple[np.ndarray, float]:
+    """All frames' Y planes [N, H, W] uint8 and the frame rate."""
+    raw = path.read_bytes()
+    nl = raw.index(b"\n")
+    header = raw[:nl].decode().split()
+    w = h = 0
+    fps = 0.0
+    chroma = "420"
+    for tok in header[1:]:
+        if tok[0] == "W":
+            w = int(tok[1:])
+        elif tok[0] == "H":
+            h = int(tok[1:])
+        elif tok[0] == "F":
+            a, b = tok[1:].split(":")
+            fps = int(a) / int(b)
+        elif tok[0] == "C":
+            chroma = tok[1:]
+    if chroma.startswith("mono"):
+        csize = 0
+    elif chroma.startswith("444"):
+        csize = 2 * w * h
+    elif chroma.startswith("422"):
+        csize = 2 * ((w + 1) // 2) * h
+    else:
+        csize = 2 * ((w + 1) // 2) * ((h + 1) // 2)
+    frames = []
+    pos = nl + 1
+    while pos < len(raw):
+        fl = raw.index(b"\n", pos)
+        pos = fl + 1
+        frames.append(np.frombuffer(raw, np.uint8, w * h, pos).reshape(h, w))
+        pos += w * h + csize
+    return np.stack(frames), fps
+
+
+def grid_pick(n_frames: int, fps: float, duration: float) -> np.ndarray:
+    """Indices of the source frames nearest to each 12-fps grid time (ties: the earlier)."""
+    k = np.arange(int(math.floor(duration * FPS + 1e-9)))
+    src = np.floor(k / FPS * fps + 0.5 - 1e-9).astype(int)
+    return np.clip(src, 0, n_frames - 1)
+
+
+def box_resize(frames: np.ndarray, w: int = IN_W, h: int = IN_H) -> np.ndarray:
+    """Area-average downscale [N, H, W] -> [N, h, w] (integer factors exact, as the daemon's box
+    filter); other sizes via a separable area-weight matrix."""
+    n, sh, sw = frames.shape
+    if sh % h == 0 and sw % w == 0:
+        fy, fx = sh // h, sw // w
+        x = frames.reshape(n, h, fy, w, fx).astype(np.float32).mean(axis=(2, 4))
+        return np.floor(x + 0.5).astype(np.uint8)
+
+    def weights(src, dst):
+        m = np.zeros((dst, src), np.float32)
+        scale = src / dst
+        for i in range(dst):
+            a, b = i * scale, (i + 1) * scale
+            for j in range(int(a), min(src, int(math.ceil(b)))):
+                m[i, j] = min(b, j + 1) - max(a, j)
+            m[i] /= m[i].sum()
+        return m
+
+    my, mx = weights(sh, h), weights(sw, w)
+    x = np.einsum("yh,nhw,xw->nyx", my, frames.astype(np.float32), mx)
+    return np.clip(np.floor(x + 0.5), 0, 255).astype(np.uint8)
+
+
+def gray_diff(frames: np.ndarray) -> np.ndarray:
+    """uint8 [N, h, w] -> float16 gray-diff / DIFF_STD, frame 0 = 0 (as the daemon's preprocess)."""
+    x = frames.astype(np.float32) / 255.0
+    d = np.zeros_like(x)
+    d[1:] = x[1:] - x[:-1]
+    return (d / DIFF_STD).astype(np.float16)
+
+
+def visible_frames(label: dict) -> list[tuple[int, int]]:
+    """(grid frame, class index) of each visible impact."""
+    out = []
+    for imp in label.get("impacts", []):
+        if imp.get("visible", True):
+            out.append((int(math.floor(imp["t"] * FPS + 0.5)), CLASSES.index(imp["class"])))
+    return out
+
+
+def load_scene(json_path: pathlib.Path) -> dict:
+    """One synthetic scene: gray-diff frames at 12 fps and model size, the clean target envelope
+    (impacts stem, frame-mean) and the visible impacts."""
+    label = json.loads(json_path.read_text())
+    y4m = json_path.with_suffix(".y4m")
+    luma, fps = read_y4m_luma(y4m)
+    fps = label.get("fps", fps) or fps
+    duration = label.get("duration_s", len(luma) / fps)
+    idx = grid_pick(len(luma), fps, duration)
+    small = box_resize(luma[idx])
+    env = np.asarray(label["envelope"]["impacts"]["frame-mean"], np.float32)
+    n = min(len(small), len(env))
+    return {"x": gray_diff(small[:n]), "env": np.maximum(env[:n], 0), "impacts": visible_frames(label),
+            "name": json_path.stem}
+
+
+def window_target(env: np.ndarray, impacts: list[tuple[int, int]], start: int, pad: int) -> tuple:
+    """The training target of the window of T frames that starts at scene frame `start` (after
+    `pad` padded frames): the impact stem's envelope scaled by its window maximum (ignoring the
+    first two frames, which may hold the tail of an impact before the window), every visible
+    impact's peak raised to at least MIN_PEAK; class index per frame (-1: no class)."""
+    real = T - pad
+    e = env[start:start + real]
+    tgt = np.zeros(T, np.float32)
+    cls = np.full(T, -1, np.int64)
+    m = float(e[2:].max()) if real > 2 else float(e.max(initial=0))
+    if m >= TARGET_FLOOR:
+        tgt[pad:] = np.clip(e / m, 0, 1)
+    for k, c in impacts:
+        j = k - start + pad
+        if pad <= j < T:
+            lo, hi = max(pad, j - 1), min(T, j + 4)
+            local = tgt[lo:hi]
+            peak = float(local.max(initial=0))
+            if peak < MIN_PEAK:
+                if peak > 0.05:
+                    tgt[lo:hi] = np.clip(local * (MIN_PEAK / peak), 0, 1)
+                else:
+                    bump = np.array([0.3, MIN_PEAK, 0.4, 0.15, 0.05], np.float32)
+                    b0 = j - 1
+                    for i, v in enumerate(bump):
+                        if pad <= b0 + i < T:
+                            tgt[b0 + i] = max(tgt[b0 + i], v)
+            for jj in (j - 1, j, j + 1):
+                if pad <= jj < T:
+                    cls[jj] = c
+    return tgt, cls
+
+
+# ------------------------------------------------------------------------------------------
+# Network
+# ------------------------------------------------------------------------------------------
+
+class Encoder(nn.Module):
+    """One gray-diff frame [N, 1, 60, 80] -> features [N, 32]."""
+
+    def __init__(self):
+        super().__init__()
+        self.convs = nn.ModuleList([
+            nn.Conv2d(1, 16, 4, 4), nn.Conv2d(16, 32, 3, 2), nn.Conv2d(32, 32, 3, 2)])
+        self.fc = nn.Linear(32 * 3 * 4, FEATURES)
+
+    def forward(self, x):
+        for c in self.convs:
+            x = F.relu(c(x))
+        # x @ W^T + b rather than nn.Linear's call: ONNX MatMul + Add, which both int8 formats
+        # quantise to standard ops (QOperator would turn a Gemm into com.microsoft's QGemm,
+        # which tract does not run)
+        return F.relu(x.flatten(1) @ self.fc.weight.t() + self.fc.bias)
+
+
+class Head(nn.Module):
+    """Features [N, T, 32] -> envelope [N, T], class logits [N, T, 3]."""
+
+    def __init__(self, ch: int = 48):
+        super().__init__()
+        self.inp = nn.Conv1d(FEATURES, ch, 3, padding=1)  # one frame of look-ahead
+        self.dil = [1, 2, 4, 8]
+        self.blocks = nn.ModuleList([nn.Conv1d(ch, ch, 3, dilation=d) for d in self.dil])
+        self.env = nn.Conv1d(ch, 1, 1)
+        self.cls = nn.Conv1d(ch, len(CLASSES), 1)
+
+    def forward(self, f):
+        h = F.relu(self.inp(f.transpose(1, 2)))
+        for d, conv in zip(self.dil, self.blocks):
+            h = h + F.relu(conv(F.pad(h, (2 * d, 0))))
+        env = torch.sigmoid(self.env(h)).flatten(1)
+        return env, self.cls(h).transpose(1, 2)
+
+
+class ImpactNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.encoder = Encoder()
+        self.head = Head()
+
+
+class ClipForm(nn.Module):
+    """The same network as one clip graph: frames [1, 1, T, 60, 80] (NCTHW) -> outputs."""
+
+    def __init__(self, net: ImpactNet):
+        super().__init__()
+        self.net = net
+
+    def forward(self, frames):
+        x = frames.reshape(T, 1, IN_H, IN_W)
+        f = self.net.encoder(x).reshape(1, T, FEATURES)
+        return self.net.head(f)
+
+
+def params(m: nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())
+
+
+# ------------------------------------------------------------------------------------------
+# Training
+# ------------------------------------------------------------------------------------------
+
+def batch_windows(rng, scenes: list[dict], per_scene: int = 3):
+    """Frames of the chosen scenes and, per window, (scene slot, start, pad, target, classes)."""
+    xs, wins = [], []
+    for slot, s in enumerate(scenes):
+        n = len(s["x"])
+        xs.append(torch.from_numpy(s["x"].astype(np.float32)))
+        for w in range(per_scene):
+            if w == 0 and rng.random() < 0.5:
+                pad = int(rng.integers(1, T - 8))
+                start = 0
+            else:
+                pad = 0
+                start = int(rng.integers(0, max(1, n - T + 1)))
+            tgt, cls = window_target(s["env"], s["impacts"], start, pad)
+            wins.append((slot, start, pad, tgt, cls))
+    return xs, wins
+
+
+def run_windows(net: ImpactNet, xs: list[torch.Tensor], wins):
+    feats = [net.encoder(x[:, None]) for x in xs]  # per scene [n, F]
+    ws = []
+    for slot, start, pad, _, _ in wins:
+        f = feats[slot][start:start + T - pad]
+        if pad:
+            f = torch.cat([f[:1].expand(pad, -1), f])
+        ws.append(f)
+    # oneDNN's 1-D convolutions are ~10x slower than PyTorch's own here (measured: 0.9 s vs
+    # 0.09 s per head step on 2 threads); the encoder's 2-D ones are faster with it.
+    with torch.backends.mkldnn.flags(enabled=False):
+        return net.head(torch.stack(ws))
+
+
+def loss_of(env, logits, wins, class_weight: float = 0.3):
+    tgt = torch.from_numpy(np.stack([w[3] for w in wins]))
+    cls = torch.from_numpy(np.stack([w[4] for w in wins]))
+    mask = torch.ones_like(tgt)
+    for i, w in enumerate(wins):
+        mask[i, : w[2]] = 0  # padded positions make no prediction
+        mask[i, w[2]: w[2] + 2] *= 0.3  # the first two real frames may hold an earlier tail
+    weight = mask * (1 + 4 * tgt)  # peaks are rare: weigh them up
+    env_loss = (F.binary_cross_entropy(env.clamp(1e-6, 1 - 1e-6), tgt, reduction="none") * weight).sum() / weight.sum()
+    sel = cls >= 0
+    if sel.any():
+        cls_loss = F.cross_entropy(logits[sel], cls[sel])
+    else:
+        cls_loss = torch.zeros(())
+    return env_loss + class_weight * cls_loss, float(env_loss), float(cls_loss)
+
+
+def train(net: ImpactNet, train_scenes: list[dict], val_scenes: list[dict], minutes: float,
+          seed: int = 0, scenes_per_step: int = 6, lr: float = 3e-3, log=print,
+          poll=lambda: None) -> dict:
+    """Trains for `minutes` of wall time; `poll` is called every 20 steps (the caller's
+    background work)."""
+    import time
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+    t0 = time.time()
+    budget = minutes * 60
+    step = 0
+    hist = []
+    while True:
+        elapsed = time.time() - t0
+        if elapsed > budget:
+            break
+        frac = elapsed / budget
+        for g in opt.param_groups:
+            g["lr"] = lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
+        idx = rng.choice(len(train_scenes), scenes_per_step, replace=False)
+        xs, wins = batch_windows(rng, [train_scenes[i] for i in idx])
+        net.train()
+        env, logits = run_windows(net, xs, wins)
+        loss, le, lc = loss_of(env, logits, wins)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        step += 1
+        hist.append((le, lc))
+        if step % 20 == 0:
+            poll()
+        if step % 100 == 0:
+            a = np.mean(hist[-100:], axis=0)
+            msg = f"step {step} ({elapsed / 60:.1f} min): env loss {a[0]:.4f}, class loss {a[1]:.4f}"
+            if val_scenes and step % 500 == 0:
+                msg += f"; val {validate(net, val_scenes)}"
+            log(msg)
+    return {"steps": step, "minutes": (time.time() - t0) / 60}
+
+
+@torch.no_grad()
+def validate(net: ImpactNet, scenes: list[dict]) -> str:
+    net.eval()
+    rng = np.random.default_rng(123)
+    rs, acc, n = [], 0, 0
+    for i in range(0, len(scenes), 16):
+        xs, wins = batch_windows(rng, scenes[i:i + 16], per_scene=1)
+        env, logits = run_windows(net, xs, wins)
+        for j, w in enumerate(wins):
+            p, t = env[j].numpy()[w[2]:], w[3][w[2]:]
+            if t.std() > 1e-6 and p.std() > 1e-6:
+                rs.append(float(np.corrcoef(p, t)[0, 1]))
+            sel = w[4] >= 0
+            acc += int((logits[j].argmax(-1).numpy()[sel] == w[4][sel]).sum())
+            n += int(sel.sum())
+    return f"window r {np.mean(rs):.3f}, frame class acc {acc / max(1, n):.3f}"
+
+
+# ------------------------------------------------------------------------------------------
+# Export and quantisation
+# ------------------------------------------------------------------------------------------
+
+def export(net: ImpactNet, out_dir: pathlib.Path, name: str) -> dict[str, pathlib.Path]:
+    """Float ONNX files: NAME-encoder.onnx, NAME.onnx (head), NAME-clip.onnx (clip form)."""
+    net.eval()
+    paths = {"encoder": out_dir / f"{name}-encoder.onnx", "head": out_dir / f"{name}.onnx",
+             "clip": out_dir / f"{name}-clip.onnx"}
+    kw = dict(opset_version=17, dynamo=False, do_constant_folding=True)
+    torch.onnx.export(net.encoder, (torch.zeros(1, 1, IN_H, IN_W),), str(paths["encoder"]),
+                      input_names=["frame"], output_names=["features"], **kw)
+    torch.onnx.export(net.head, (torch.zeros(1, T, FEATURES),), str(paths["head"]),
+                      input_names=["features"], output_names=["envelope", "class_logits"], **kw)
+    torch.onnx.export(ClipForm(net), (torch.zeros(1, 1, T, IN_H, IN_W),), str(paths["clip"]),
+                      input_names=["frames"], output_names=["envelope", "class_logits"], **kw)
+    return paths
+
+
+class _Reader:
+    """onnxruntime CalibrationDataReader over a list of input dicts."""
+
+    def __init__(self, items):
+        self.items = iter(items)
+
+    def get_next(self):
+        return next(self.items, None)
+
+
+def calibration_inputs(net: ImpactNet, scenes: list[dict], windows: int = 64, seed: int = 5):
+    """Encoder inputs (single frames) and head inputs (feature windows) from held-out scenes."""
+    rng = np.random.default_rng(seed)
+    enc_in, head_in = [], []
+    net.eval()
+    with torch.no_grad():
+        for s in scenes:
+            x = torch.from_numpy(s["x"].astype(np.float32))[:, None]
+            f = net.encoder(x).numpy()
+            for k in rng.choice(len(x), 4, replace=False):
+                enc_in.append({"frame": x[k:k + 1].numpy()})
+            start = int(rng.integers(0, max(1, len(f) - T + 1)))
+            if len(f) >= T:
+                head_in.append({"features": f[None, start:start + T]})
+            if len(head_in) >= windows:
+                break
+    return enc_in, head_in
+
+
+def quantise(src: pathlib.Path, dst: pathlib.Path, inputs: list[dict], fmt: str) -> None:
+    """int8 weights and activations for Conv/MatMul/Gemm, static calibration, QDQ or QOperator."""
+    from onnxruntime.quantization import (QuantFormat, QuantType, quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+    pre = dst.with_suffix(".pre.onnx")
+    # no ORT graph optimisation first: it fuses MatMul + Add into Gemm, which QOperator turns
+    # into com.microsoft QGemm (tract cannot run it)
+    quant_pre_process(str(src), str(pre), skip_symbolic_shape=True, skip_optimization=True)
+    quantize_static(str(pre), str(dst), _Reader(inputs),
+                    quant_format=QuantFormat.QDQ if fmt == "qdq" else QuantFormat.QOperator,
+                    op_types_to_quantize=["Conv", "MatMul", "Gemm"],
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    per_channel=False)
+    pre.unlink()
+
+
+# ------------------------------------------------------------------------------------------
+# Real clips (self-supervised: their own audio)
+# ------------------------------------------------------------------------------------------
+
+def decode_real(path: pathlib.Path, max_s: float = 15.0) -> dict:
+    """Gray frames at 12 fps and 80x60 (ffmpeg fps filter and area scale: close to, not exactly,
+    the daemon's grid) and the frame-mean envelope of the first audio channel."""
+    import fakescenes as fs
+    vid = subprocess.run(["ffmpeg", "-v", "error", "-t", str(max_s), "-i", str(path), "-vf",
+                          f"fps={FPS},scale={IN_W}:{IN_H}:flags=area,format=gray", "-f", "rawvideo",
+                          "-"], capture_output=True, check=True).stdout
+    frames = np.frombuffer(vid, np.uint8).reshape(-1, IN_H, IN_W)
+    aud = subprocess.run(["ffmpeg", "-v", "error", "-t", str(max_s), "-i", str(path), "-af",
+                          "pan=mono|c0=c0", "-ar", str(fs.RATE), "-f", "f32le", "-"],
+                         capture_output=True, check=True).stdout
+    a = np.frombuffer(aud, np.float32)
+    env = np.asarray(fs.envelopes(a, len(frames))["frame-mean"], np.float32) if len(a) else np.zeros(len(frames), np.float32)
+    return {"x": gray_diff(frames), "env": env, "impacts": [], "name": path.stem}
