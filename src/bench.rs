@@ -237,6 +237,8 @@ pub fn model_latency(
     windows: usize,
 ) -> Result<ModelLatency, ReplayError> {
     let (mut pred, spec) = loaded_window(model, backend)?;
+    let scene = crate::sources::synthetic::Scene::default();
+    let format = crate::preprocess::source_format(spec.sidecar.input.colour);
     let frames = pred.frames();
     let mut per_window = Vec::with_capacity(windows);
     for _ in 0..windows.max(1) {

@@ -301,6 +301,7 @@ impl Processing {
     }
 
     fn audio(&mut self, b: &[f32], sink: &mut dyn Sink) -> Result<(), EngineError> {
+        sink.audio(self.rate, b).map_err(EngineError::Sink)?;
         self.engine.push_audio(self.rate, b, sink)?;
         self.publish();
         Ok(())
@@ -311,7 +312,16 @@ impl Processing {
             if g.index != self.engine.next_frame_index() {
                 continue; // cannot happen: the grid emits consecutive indices
             }
+            sink.image(g.index, &g.image).map_err(EngineError::Sink)?;
+            let before = (self.engine.stats().windows, self.engine.stats().time_model);
             self.engine.push_frame(g.index, &g.image, sink)?;
+            let s = self.engine.stats();
+            if s.windows > before.0 {
+                let per = (s.time_model - before.1) / (s.windows - before.0) as u32;
+                for _ in before.0..s.windows {
+                    self.health.inference.observe(per);
+                }
+            }
             self.health.frame_processed();
             self.last = Some(g.image);
         }

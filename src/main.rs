@@ -173,6 +173,8 @@ struct RunArgs {
     /// Inference backend, overriding the config.
     #[arg(long, value_name = "tract|ort")]
     backend: Option<BackendKind>,
+    #[command(flatten)]
+    streams: StreamArgs,
 }
 
 #[derive(Args)]
@@ -561,6 +563,7 @@ fn cmd_run(a: RunArgs) -> Result<(), Failure> {
     if let Some(b) = a.backend {
         cfg.model.backend = b;
     }
+    a.streams.apply(&mut cfg);
     cfg.check()
         .map_err(|e| fail(Exit::Usage, anyhow::anyhow!("{e}")))?;
     let mut events: Box<dyn Sink> = if cfg.events.path == "-" {
@@ -586,6 +589,25 @@ fn cmd_run(a: RunArgs) -> Result<(), Failure> {
         service: cfg.service.clone(),
     };
     let health = Arc::new(impactd::health::Health::new());
+    // HTTP (SSE, /metrics, /healthz, /status), MQTT and evidence: each behind its own bounded
+    // queue, never lossless here (nothing may hold up live capture).
+    let mut streams = impactd::sinks::build(
+        &cfg,
+        health.clone(),
+        impactd::sinks::RunInfo {
+            model: opts.model.display().to_string(),
+            backend: format!("{:?}", opts.backend).to_lowercase(),
+            mode: "run".into(),
+            lossless: false,
+        },
+    )
+    .map_err(|e| {
+        let code = match e {
+            impactd::sinks::SinkError::Thread(_) => Exit::Runtime,
+            _ => Exit::Usage,
+        };
+        fail(code, e)
+    })?;
     let stop = Arc::new(AtomicBool::new(false));
     impactd::service::install_signals(&stop)?;
     let watchdog = impactd::service::spawn_watchdog(
@@ -601,10 +623,12 @@ fn cmd_run(a: RunArgs) -> Result<(), Failure> {
         ))?),
         None => None,
     };
-    // Sinks from other modules (HTTP, MQTT) join `events` here through the Fanout.
     let mut sinks: Vec<&mut dyn Sink> = vec![events.as_mut()];
     if let Some(c) = csv.as_mut() {
         sinks.push(c);
+    }
+    if !streams.is_empty() {
+        sinks.push(&mut streams);
     }
     let mut fan = Fanout(sinks);
     let result = live::run(
@@ -614,6 +638,8 @@ fn cmd_run(a: RunArgs) -> Result<(), Failure> {
         &mut impactd::service::Notifier,
         &mut fan,
     );
+    drop(fan);
+    streams.shutdown(a.streams.linger.unwrap_or_default());
     stop.store(true, Ordering::Relaxed);
     let _ = watchdog.join();
     let report = result.map_err(|e| {
@@ -642,6 +668,7 @@ fn cmd_run(a: RunArgs) -> Result<(), Failure> {
     );
     Ok(())
 }
+
 #[derive(Args)]
 struct SynthArgs {
     /// Folder for scene-NNNNNN.{y4m,wav,json} and manifest.toml (created if missing).

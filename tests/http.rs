@@ -6,7 +6,7 @@ mod sinks_common;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sinks_common::{Daemon, SCENE_EVENTS, events};
 
@@ -342,4 +342,48 @@ fn an_address_in_use_is_a_clear_error_at_start() {
         err.contains("http.bind") && err.contains("localhost"),
         "{err}"
     );
+}
+
+/// `impactd run` carries the same sinks as replay: with live-paced sources (the built-in scene
+/// played as camera and microphone) /healthz turns 200 once both flow, /metrics counts what the
+/// live pipeline processed, and SIGTERM still ends the run cleanly with the server attached.
+#[test]
+fn run_serves_health_and_metrics_from_live_sources() {
+    let mut d = Daemon::start(&[
+        "run",
+        "--video",
+        "scene",
+        "--audio-device",
+        "scene",
+        "--http",
+        "127.0.0.1:0",
+    ]);
+    let addr = d.http_addr();
+    let end = Instant::now() + Duration::from_secs(30);
+    let mut last = (0, String::new());
+    while Instant::now() < end {
+        last = get(&format!("http://{addr}/healthz"));
+        if last.0 == 200 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(last.0, 200, "healthz never turned healthy: {}", last.1);
+    // Let a few more frames through, then check the live counters.
+    std::thread::sleep(Duration::from_millis(1500));
+    let m = scrape(&addr);
+    assert_eq!(metric(&m, "impactd_source_up", Some(("source", "video"))), 1.0);
+    assert_eq!(metric(&m, "impactd_source_up", Some(("source", "audio"))), 1.0);
+    let processed = metric(&m, "impactd_frames_processed_total", None);
+    assert!(processed >= 12.0, "{processed} frames processed");
+    assert!(metric(&m, "impactd_video_frames_captured_total", None) >= processed);
+    assert!(metric(&m, "impactd_audio_samples_captured_total", None) >= 44100.0);
+    let (code, status) = get(&format!("http://{addr}/status"));
+    assert_eq!(code, 200);
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["mode"], "run", "{status}");
+    // SIGTERM: drains, flushes, exits 0 with the HTTP server attached.
+    unsafe { libc::kill(d.child.id() as i32, libc::SIGTERM) };
+    let (code, _out, log) = d.finish(Duration::from_secs(5));
+    assert_eq!(code, 0, "{log}");
 }
