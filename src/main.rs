@@ -349,43 +349,16 @@ fn cmd_replay(a: ReplayArgs) -> Result<(), Failure> {
     cfg.check()
         .map_err(|e| fail(Exit::Usage, anyhow::anyhow!("{e}")))?;
     let health = std::sync::Arc::new(impactd::health::Health::new());
-    let mut streams = impactd::sinks::build(
+    let mut streams = build_streams(
         &cfg,
-        health.clone(),
-        impactd::sinks::RunInfo {
-            model: opts.model.display().to_string(),
-            backend: format!("{:?}", opts.backend).to_lowercase(),
-            mode: "replay".into(),
-            lossless: !a.realtime,
-        },
-    )
-    .map_err(|e| {
-        let code = match e {
-            impactd::sinks::SinkError::Thread(_) => Exit::Runtime,
-            _ => Exit::Usage,
-        };
-        fail(code, e)
-    })?;
-    let mut events: Box<dyn Sink> = if cfg.events.path == "-" {
-        Box::new(JsonLines::new(io::stdout().lock()))
-    } else {
-        let f = impactd::rotate::RotatingFile::open(
-            Path::new(&cfg.events.path),
-            cfg.events.max_bytes,
-            cfg.events.keep,
-        )
-        .with_context(|| format!("opening the events file {}", cfg.events.path))
-        .map_err(|e| fail(Exit::Usage, e))?;
-        Box::new(JsonLines::new(f))
-    };
-    let mut csv = match &a.envelopes {
-        Some(p) => Some(EnvelopeCsv::new(BufWriter::new(
-            File::create(p)
-                .with_context(|| format!("creating the envelopes file {}", p.display()))
-                .map_err(|e| fail(Exit::Usage, e))?,
-        ))?),
-        None => None,
-    };
+        &health,
+        &opts.model,
+        opts.backend,
+        "replay",
+        !a.realtime,
+    )?;
+    let mut events = open_events(&cfg)?;
+    let mut csv = open_envelopes(a.envelopes.as_deref())?;
     let mut sinks: Vec<&mut dyn Sink> = vec![events.as_mut()];
     if let Some(c) = csv.as_mut() {
         sinks.push(c);
@@ -477,6 +450,58 @@ fn cmd_bench(a: BenchArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The JSON Lines events output of `replay` and `run`: stdout, or the size-rotated file.
+fn open_events(cfg: &RawConfig) -> Result<Box<dyn Sink>, Failure> {
+    if cfg.events.path == "-" {
+        return Ok(Box::new(JsonLines::new(io::stdout().lock())));
+    }
+    let f = impactd::rotate::RotatingFile::open(
+        Path::new(&cfg.events.path),
+        cfg.events.max_bytes,
+        cfg.events.keep,
+    )
+    .with_context(|| format!("opening the events file {}", cfg.events.path))
+    .map_err(|e| fail(Exit::Usage, e))?;
+    Ok(Box::new(JsonLines::new(f)))
+}
+
+/// `--envelopes FILE.csv` of `replay` and `run`.
+fn open_envelopes(path: Option<&Path>) -> Result<Option<EnvelopeCsv<BufWriter<File>>>, Failure> {
+    let Some(p) = path else { return Ok(None) };
+    let f = File::create(p)
+        .with_context(|| format!("creating the envelopes file {}", p.display()))
+        .map_err(|e| fail(Exit::Usage, e))?;
+    Ok(Some(EnvelopeCsv::new(BufWriter::new(f))?))
+}
+
+/// The HTTP, MQTT and evidence sinks the config asks for (`sinks::build`), for `replay` and `run`.
+fn build_streams(
+    cfg: &RawConfig,
+    health: &std::sync::Arc<impactd::health::Health>,
+    model: &Path,
+    backend: BackendKind,
+    mode: &str,
+    lossless: bool,
+) -> Result<impactd::sinks::Streams, Failure> {
+    impactd::sinks::build(
+        cfg,
+        health.clone(),
+        impactd::sinks::RunInfo {
+            model: model.display().to_string(),
+            backend: format!("{backend:?}").to_lowercase(),
+            mode: mode.into(),
+            lossless,
+        },
+    )
+    .map_err(|e| {
+        let code = match e {
+            impactd::sinks::SinkError::Thread(_) => Exit::Runtime,
+            _ => Exit::Usage,
+        };
+        fail(code, e)
+    })
+}
+
 fn cmd_check_config(path: &Path) -> Result<(), Failure> {
     let cfg = RawConfig::load(path).map_err(|e| fail(Exit::Usage, e))?;
     if !cfg.model.path.as_os_str().is_empty() {
@@ -566,18 +591,7 @@ fn cmd_run(a: RunArgs) -> Result<(), Failure> {
     a.streams.apply(&mut cfg);
     cfg.check()
         .map_err(|e| fail(Exit::Usage, anyhow::anyhow!("{e}")))?;
-    let mut events: Box<dyn Sink> = if cfg.events.path == "-" {
-        Box::new(JsonLines::new(io::stdout().lock()))
-    } else {
-        let f = impactd::rotate::RotatingFile::open(
-            Path::new(&cfg.events.path),
-            cfg.events.max_bytes,
-            cfg.events.keep,
-        )
-        .with_context(|| format!("opening the events file {}", cfg.events.path))
-        .map_err(|e| fail(Exit::Usage, e))?;
-        Box::new(JsonLines::new(f))
-    };
+    let mut events = open_events(&cfg)?;
     let opts = RunOptions {
         model: model_path(a.model.model, &cfg),
         backend: cfg.model.backend,
@@ -591,23 +605,7 @@ fn cmd_run(a: RunArgs) -> Result<(), Failure> {
     let health = Arc::new(impactd::health::Health::new());
     // HTTP (SSE, /metrics, /healthz, /status), MQTT and evidence: each behind its own bounded
     // queue, never lossless here (nothing may hold up live capture).
-    let mut streams = impactd::sinks::build(
-        &cfg,
-        health.clone(),
-        impactd::sinks::RunInfo {
-            model: opts.model.display().to_string(),
-            backend: format!("{:?}", opts.backend).to_lowercase(),
-            mode: "run".into(),
-            lossless: false,
-        },
-    )
-    .map_err(|e| {
-        let code = match e {
-            impactd::sinks::SinkError::Thread(_) => Exit::Runtime,
-            _ => Exit::Usage,
-        };
-        fail(code, e)
-    })?;
+    let mut streams = build_streams(&cfg, &health, &opts.model, opts.backend, "run", false)?;
     let stop = Arc::new(AtomicBool::new(false));
     impactd::service::install_signals(&stop)?;
     let watchdog = impactd::service::spawn_watchdog(
@@ -615,14 +613,7 @@ fn cmd_run(a: RunArgs) -> Result<(), Failure> {
         std::time::Duration::from_secs_f64(cfg.service.stall_s),
         Arc::clone(&stop),
     )?;
-    let mut csv = match &a.envelopes {
-        Some(p) => Some(EnvelopeCsv::new(BufWriter::new(
-            File::create(p)
-                .with_context(|| format!("creating the envelopes file {}", p.display()))
-                .map_err(|e| fail(Exit::Usage, e))?,
-        ))?),
-        None => None,
-    };
+    let mut csv = open_envelopes(a.envelopes.as_deref())?;
     let mut sinks: Vec<&mut dyn Sink> = vec![events.as_mut()];
     if let Some(c) = csv.as_mut() {
         sinks.push(c);

@@ -372,8 +372,14 @@ fn run_serves_health_and_metrics_from_live_sources() {
     // Let a few more frames through, then check the live counters.
     std::thread::sleep(Duration::from_millis(1500));
     let m = scrape(&addr);
-    assert_eq!(metric(&m, "impactd_source_up", Some(("source", "video"))), 1.0);
-    assert_eq!(metric(&m, "impactd_source_up", Some(("source", "audio"))), 1.0);
+    assert_eq!(
+        metric(&m, "impactd_source_up", Some(("source", "video"))),
+        1.0
+    );
+    assert_eq!(
+        metric(&m, "impactd_source_up", Some(("source", "audio"))),
+        1.0
+    );
     let processed = metric(&m, "impactd_frames_processed_total", None);
     assert!(processed >= 12.0, "{processed} frames processed");
     assert!(metric(&m, "impactd_video_frames_captured_total", None) >= processed);
