@@ -210,6 +210,26 @@ impl Health {
             .store(self.now_ns().max(1), Ordering::Relaxed);
     }
 
+    /// Copies the engine's window and event counters (replay and run alike).
+    pub fn set_engine_counters(&self, s: &crate::engine::Stats) {
+        self.windows.store(s.windows, Ordering::Relaxed);
+        self.bad_windows.store(s.bad_windows, Ordering::Relaxed);
+        self.events[0].store(s.events_impact, Ordering::Relaxed);
+        self.events[1].store(s.events_unseen_sound, Ordering::Relaxed);
+        self.events[2].store(s.events_silent_impact, Ordering::Relaxed);
+    }
+
+    /// Records the inference latency of the windows the engine ran since `before` (its window
+    /// count and model time then), each at their mean.
+    pub fn observe_windows(&self, before: (u64, std::time::Duration), s: &crate::engine::Stats) {
+        if s.windows > before.0 {
+            let per = (s.time_model - before.1) / (s.windows - before.0) as u32;
+            for _ in before.0..s.windows {
+                self.inference.observe(per);
+            }
+        }
+    }
+
     pub fn last_processed_ns(&self) -> Option<u64> {
         match self.last_processed_ns.load(Ordering::Relaxed) {
             0 => None,

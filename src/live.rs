@@ -315,13 +315,7 @@ impl Processing {
             sink.image(g.index, &g.image).map_err(EngineError::Sink)?;
             let before = (self.engine.stats().windows, self.engine.stats().time_model);
             self.engine.push_frame(g.index, &g.image, sink)?;
-            let s = self.engine.stats();
-            if s.windows > before.0 {
-                let per = (s.time_model - before.1) / (s.windows - before.0) as u32;
-                for _ in before.0..s.windows {
-                    self.health.inference.observe(per);
-                }
-            }
+            self.health.observe_windows(before, self.engine.stats());
             self.health.frame_processed();
             self.last = Some(g.image);
         }
@@ -362,13 +356,7 @@ impl Processing {
 
     /// Engine counters into the shared health record.
     fn publish(&self) {
-        let s = self.engine.stats();
-        let h = &self.health;
-        h.windows.store(s.windows, Ordering::Relaxed);
-        h.bad_windows.store(s.bad_windows, Ordering::Relaxed);
-        h.events[0].store(s.events_impact, Ordering::Relaxed);
-        h.events[1].store(s.events_unseen_sound, Ordering::Relaxed);
-        h.events[2].store(s.events_silent_impact, Ordering::Relaxed);
+        self.health.set_engine_counters(self.engine.stats());
     }
 }
 

@@ -354,16 +354,10 @@ fn drive(
                 }
                 health.video.delivered(1, health.now_ns());
                 sink.image(f.index, &f.image).map_err(EngineError::Sink)?;
-                let (windows, model_time) = (engine.stats().windows, engine.stats().time_model);
+                let before = (engine.stats().windows, engine.stats().time_model);
                 engine.push_frame(f.index, &f.image, sink)?;
-                let s = engine.stats();
-                if s.windows > windows {
-                    let per = (s.time_model - model_time) / (s.windows - windows) as u32;
-                    for _ in windows..s.windows {
-                        health.inference.observe(per);
-                    }
-                }
-                stats_to_health(s, health);
+                health.observe_windows(before, engine.stats());
+                stats_to_health(engine.stats(), health);
             }
             Ok(Msg::Err(e)) => return Err(e.into()),
             Err(_) => break,
@@ -383,11 +377,7 @@ fn stats_to_health(s: &Stats, health: &Health) {
     for _ in before..s.frames {
         health.frame_processed();
     }
-    health.windows.store(s.windows, Relaxed);
-    health.bad_windows.store(s.bad_windows, Relaxed);
-    health.events[0].store(s.events_impact, Relaxed);
-    health.events[1].store(s.events_unseen_sound, Relaxed);
-    health.events[2].store(s.events_silent_impact, Relaxed);
+    health.set_engine_counters(s);
 }
 
 /// RMS level of a block in dBFS (-120 for silence).
