@@ -50,8 +50,10 @@ pub struct ModelConfig {
     pub path: PathBuf,
     /// Inference backend.
     pub backend: BackendKind,
-    /// Frames between window predictions (1..=frames per window).
-    pub hop: usize,
+    /// Frames between window predictions (1..=frames per window). Unset: the model's own
+    /// choice ([`crate::model::predictor::Predictor::default_hop`]): 1 for a streaming model,
+    /// whose window costs only its small head, 6 for a clip model.
+    pub hop: Option<usize>,
     /// ONNX Runtime shared library for backend "ort". Empty: `ORT_DYLIB_PATH`, else the system's
     /// libonnxruntime.so. A bare file name is searched by the dynamic loader.
     pub ort_dylib: PathBuf,
@@ -95,7 +97,7 @@ impl Default for ModelConfig {
         ModelConfig {
             path: PathBuf::new(),
             backend: BackendKind::Tract,
-            hop: 6,
+            hop: None,
             ort_dylib: PathBuf::new(),
             providers: vec![crate::model::Provider::Cpu],
             on_provider_failure: crate::model::OnProviderFailure::Fail,
@@ -306,15 +308,14 @@ impl RawConfig {
     /// Range checks that serde cannot express. The message names the key.
     pub fn check(&self) -> Result<(), String> {
         self.detector.validate()?;
-        if self.model.hop == 0 {
+        if self.model.hop == Some(0) {
             return Err(
                 "model.hop = 0: the window must move; use 1..=48 (frames per window)".into(),
             );
         }
-        if self.model.hop > 48 {
+        if let Some(h) = self.model.hop.filter(|h| *h > 48) {
             return Err(format!(
-                "model.hop = {} is larger than the 48-frame window: frames would be skipped",
-                self.model.hop
+                "model.hop = {h} is larger than the 48-frame window: frames would be skipped"
             ));
         }
         check_providers(&self.model.providers)?;
@@ -563,7 +564,7 @@ mod tests {
     fn empty_config_is_all_defaults() {
         let cfg = RawConfig::parse("", Path::new("x.toml")).unwrap();
         assert_eq!(cfg, RawConfig::default());
-        assert_eq!(cfg.model.hop, 6);
+        assert_eq!(cfg.model.hop, None, "unset: the model chooses");
     }
 
     #[test]

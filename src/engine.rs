@@ -2,9 +2,9 @@
 //! the same engine; only the sources and the clock differ.
 //!
 //! Flow per grid frame: the [`Predictor`] stores it; every `hop` frames it predicts the window
-//! that ends there. Frame k takes its predicted value from the first window that reaches k + 1
-//! (the newest window when the detector needs k's right neighbour), or from the last window at
-//! the end of the stream. Audio goes through the [`EnvelopeStream`]. A frame is *final* once its
+//! that ends there. Frame k takes its predicted value from the first window that reaches
+//! k + lookahead (the model's sidecar: 1 by default, 0 for a causal model), or from the last
+//! window at the end of the stream. Audio goes through the [`EnvelopeStream`]. A frame is *final* once its
 //! prediction is assigned and the audio envelope covers its window; final frames go, in order and
 //! each once, to the [`Detector`], whose decisions become numbered [`Event`]s with a time refined
 //! from the audio samples.
@@ -28,8 +28,8 @@ pub const MAX_BAD_WINDOWS_IN_A_ROW: u32 = 3;
 /// Engine settings, from the config file and the command line.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
-    /// Frames between window predictions (1..=frames).
-    pub hop: usize,
+    /// Frames between window predictions (1..=frames); None: the predictor's default hop.
+    pub hop: Option<usize>,
     pub envelope_mode: EnvelopeMode,
     pub detector: DetectorConfig,
     /// Wall-clock time of media time 0, for the events' `ts`.
@@ -89,6 +89,8 @@ struct Pending {
 /// The processing core.
 pub struct Engine {
     cfg: EngineConfig,
+    /// Frames between windows: the config's, else the predictor's default.
+    hop: u64,
     predictor: Box<dyn Predictor>,
     class_names: Vec<String>,
     detector: Detector,
@@ -120,8 +122,10 @@ impl Engine {
     pub fn new(cfg: EngineConfig, predictor: Box<dyn Predictor>) -> Engine {
         let class_names = predictor.classes().to_vec();
         let detector = Detector::new(cfg.detector.clone());
+        let hop = cfg.hop.unwrap_or_else(|| predictor.default_hop()).max(1) as u64;
         Engine {
             cfg,
+            hop,
             predictor,
             class_names,
             detector,
@@ -146,6 +150,11 @@ impl Engine {
 
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// Frames between window predictions.
+    pub fn hop(&self) -> usize {
+        self.hop as usize
     }
 
     /// Frames the model sees per window.
@@ -178,7 +187,7 @@ impl Engine {
         self.stats.frames += 1;
         let t1 = CpuInstant::now();
         self.stats.time_preprocess += t1 - t0;
-        if (index + 1) % self.cfg.hop as u64 == 0 {
+        if (index + 1) % self.hop == 0 {
             self.run_window(false)?;
             self.stats.time_model += t1.elapsed();
         }
@@ -291,8 +300,10 @@ impl Engine {
         let end = out.end;
         let classes = out.classes.clone().map(Arc::new);
         self.prev_window = self.last_window.replace(Win { out, classes });
-        // Frames up to end - 1 take this window; `end` waits for the next one.
-        self.assign(if last { end + 1 } else { end });
+        // A model that looks one frame ahead: frames up to end - 1 take this window and `end`
+        // waits for the next one. A causal model (lookahead 0): `end` is final here too.
+        let lookahead = self.predictor.lookahead().min(1) as u64;
+        self.assign(if last { end + 1 } else { end + 1 - lookahead });
         Ok(())
     }
 
@@ -588,6 +599,110 @@ mod tests {
             r.onset(14)
                 .is_none_or(|t| (t - 1.2345).abs() < 0.001 || t < 1.2)
         );
+    }
+
+    /// A predictor that counts its windows; every frame predicts 0.5.
+    struct Fake {
+        lookahead: usize,
+        default_hop: usize,
+        last: Option<u64>,
+        windows: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl Predictor for Fake {
+        fn frames(&self) -> usize {
+            48
+        }
+        fn lookahead(&self) -> usize {
+            self.lookahead
+        }
+        fn default_hop(&self) -> usize {
+            self.default_hop
+        }
+        fn push_frame(&mut self, index: u64, _image: &Image) -> Result<(), ModelError> {
+            self.last = Some(index);
+            Ok(())
+        }
+        fn predict(&mut self) -> Result<WindowOutput, ModelError> {
+            self.windows
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let end = self.last.unwrap_or(0);
+            let start = end.saturating_sub(47);
+            Ok(WindowOutput {
+                start,
+                end,
+                envelope: vec![0.5; (end - start + 1) as usize],
+                classes: None,
+            })
+        }
+        fn classes(&self) -> &[String] {
+            &[]
+        }
+    }
+
+    #[derive(Default)]
+    struct Rows(Vec<u64>);
+
+    impl Sink for Rows {
+        fn event(&mut self, _event: &Event) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn frame(&mut self, row: &FrameRow) -> std::io::Result<()> {
+            self.0.push(row.frame);
+            Ok(())
+        }
+    }
+
+    /// Frames final after pushing 10 frames with audio well ahead of them, and windows run.
+    fn final_frames(lookahead: usize, hop: Option<usize>, default_hop: usize) -> (Vec<u64>, usize) {
+        let windows = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let fake = Fake {
+            lookahead,
+            default_hop,
+            last: None,
+            windows: Arc::clone(&windows),
+        };
+        let cfg = EngineConfig {
+            hop,
+            envelope_mode: EnvelopeMode::FrameMean,
+            detector: DetectorConfig::default(),
+            wall_origin: SystemTime::UNIX_EPOCH,
+        };
+        let mut engine = Engine::new(cfg, Box::new(fake));
+        let mut rows = Rows::default();
+        // 2 s of audio: every frame's audio is there before its picture
+        engine.push_audio(8000, &vec![0.0; 16_000], &mut rows).unwrap();
+        let image = Image::filled(8, 8, crate::media::PixelFormat::Gray8, 0);
+        for k in 0..10 {
+            engine.push_frame(k, &image, &mut rows).unwrap();
+        }
+        (rows.0, windows.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    #[test]
+    fn a_causal_model_makes_the_newest_frame_final_at_once() {
+        let (rows, windows) = final_frames(0, Some(1), 6);
+        assert_eq!(rows, (0..10).collect::<Vec<_>>());
+        assert_eq!(windows, 10);
+    }
+
+    #[test]
+    fn a_model_that_looks_ahead_keeps_the_newest_frame_for_the_next_window() {
+        let (rows, _) = final_frames(1, Some(1), 6);
+        assert_eq!(rows, (0..9).collect::<Vec<_>>());
+        // hop 5: the window at frame 9 finalises 5..=8; 9 waits
+        let (rows, windows) = final_frames(1, Some(5), 6);
+        assert_eq!(rows, (0..9).collect::<Vec<_>>());
+        assert_eq!(windows, 2);
+    }
+
+    #[test]
+    fn an_unset_hop_is_the_predictors_default() {
+        let (_, windows) = final_frames(0, None, 1);
+        assert_eq!(windows, 10, "streaming default: a window per frame");
+        let (rows, windows) = final_frames(0, None, 6);
+        assert_eq!(windows, 1, "clip default: a window every 6 frames");
+        assert_eq!(rows, (0..6).collect::<Vec<_>>());
     }
 
     #[test]

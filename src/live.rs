@@ -60,7 +60,8 @@ pub const AUDIO_FILL_LAG_NS: i64 = 500_000_000;
 pub struct RunOptions {
     pub model: PathBuf,
     pub backend: BackendKind,
-    pub hop: usize,
+    /// Frames between windows; None: the model's default.
+    pub hop: Option<usize>,
     /// None: the model's own mode.
     pub envelope_mode: Option<EnvelopeMode>,
     pub detector: DetectorConfig,

@@ -305,7 +305,7 @@ fn pipeline_options(
 ) -> Result<(RawConfig, ReplayOptions), Failure> {
     let mut cfg = load_config(p.model.config.as_deref())?;
     if let Some(h) = p.hop {
-        cfg.model.hop = h;
+        cfg.model.hop = Some(h);
     }
     if let Some(b) = p.backend {
         cfg.model.backend = b;
@@ -583,7 +583,7 @@ fn cmd_run(a: RunArgs) -> Result<(), Failure> {
         cfg.events.path = e;
     }
     if let Some(h) = a.hop {
-        cfg.model.hop = h;
+        cfg.model.hop = Some(h);
     }
     if let Some(b) = a.backend {
         cfg.model.backend = b;

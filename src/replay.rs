@@ -69,7 +69,8 @@ pub struct ReplayOptions {
     pub input: Input,
     pub model: PathBuf,
     pub backend: crate::model::BackendKind,
-    pub hop: usize,
+    /// Frames between windows; None: the model's default.
+    pub hop: Option<usize>,
     /// None: the model's own mode.
     pub envelope_mode: Option<EnvelopeMode>,
     pub detector: crate::detector::DetectorConfig,
@@ -158,6 +159,7 @@ pub fn replay_with_health(
         wall_origin: SystemTime::now(),
     };
     let mut engine = Engine::new(cfg, predictor);
+    log::debug!("a window every {} frame(s)", engine.hop());
     let started = Instant::now();
     health.video.set_online(true);
     health.audio.set_online(true);

@@ -256,3 +256,57 @@ fn impacts_carry_their_own_frames_class() {
             .all(|e| e.get("class").is_none())
     );
 }
+
+#[test]
+fn a_lookahead_the_engine_cannot_serve_is_refused_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["tiny-stream.onnx", "tiny-stream-encoder.onnx"] {
+        std::fs::copy(fixture(f), dir.path().join(f)).unwrap();
+    }
+    let sidecar = std::fs::read_to_string(fixture("tiny-stream.toml")).unwrap();
+    let sidecar = sidecar.replace("fps = 12 ", "fps = 12\nlookahead_frames = 2 ");
+    assert!(sidecar.contains("lookahead_frames = 2"));
+    std::fs::write(dir.path().join("tiny-stream.toml"), sidecar).unwrap();
+    let model = dir.path().join("tiny-stream.onnx");
+    let out = run(&["replay", "--model", model.to_str().unwrap()]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("model.lookahead_frames = 2"), "{err}");
+    assert!(err.contains("tiny-stream.toml"), "{err}");
+}
+
+#[test]
+fn a_causal_model_runs_every_frame_by_default() {
+    // lookahead_frames = 0 and no --hop: a window per frame, and every frame final
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["tiny-stream.onnx", "tiny-stream-encoder.onnx"] {
+        std::fs::copy(fixture(f), dir.path().join(f)).unwrap();
+    }
+    let sidecar = std::fs::read_to_string(fixture("tiny-stream.toml")).unwrap();
+    let sidecar = sidecar.replace("fps = 12 ", "fps = 12\nlookahead_frames = 0 ");
+    std::fs::write(dir.path().join("tiny-stream.toml"), sidecar).unwrap();
+    let model = dir.path().join("tiny-stream.onnx");
+    let csv_path = dir.path().join("env.csv");
+    let out = run(&[
+        "replay",
+        "--model",
+        model.to_str().unwrap(),
+        "--envelopes",
+        csv_path.to_str().unwrap(),
+        "--stats",
+    ]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let rows = csv(&csv_path);
+    assert!(!rows.is_empty());
+    assert!(
+        rows.iter().enumerate().all(|(i, r)| r[0] as usize == i),
+        "every frame once, in order"
+    );
+    // --stats reports the windows run: one per frame
+    let frames = rows.len();
+    assert!(
+        err.contains(&format!("{frames} windows")) || err.contains(&format!("windows: {frames}")),
+        "expected {frames} windows in:\n{err}"
+    );
+}

@@ -124,8 +124,18 @@ pub struct SidecarModel {
     pub fps: u32,
     /// The audio envelope mode of the training target.
     pub envelope_mode: EnvelopeMode,
+    /// How many later frames a frame's predicted value depends on: 1 (the default) for a
+    /// model that looks one frame ahead, whose frame k is taken from a window that reaches
+    /// k + 1; 0 for a causal model, whose frame k is final in the window that ends on it (one
+    /// frame less of event latency).
+    #[serde(default = "one")]
+    pub lookahead_frames: usize,
     #[serde(default)]
     pub description: String,
+}
+
+fn one() -> usize {
+    1
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -215,6 +225,12 @@ impl ModelSpec {
         if s.model.frames == 0 {
             return bad("model.frames must be at least 1".into());
         }
+        if s.model.lookahead_frames > 1 {
+            return bad(format!(
+                "model.lookahead_frames = {}: the engine supports 0 (causal) or 1",
+                s.model.lookahead_frames
+            ));
+        }
         if s.model.fps != crate::media::GRID_FPS {
             return bad(format!(
                 "model.fps is {} but the engine's grid is {} fps",
@@ -291,6 +307,11 @@ impl ModelSpec {
 
     pub fn frames(&self) -> usize {
         self.sidecar.model.frames
+    }
+
+    /// Later frames a frame's prediction depends on (sidecar `model.lookahead_frames`, 0 or 1).
+    pub fn lookahead(&self) -> usize {
+        self.sidecar.model.lookahead_frames
     }
 
     /// The window tensor's shape in the sidecar's layout.

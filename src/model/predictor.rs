@@ -32,6 +32,15 @@ pub struct WindowOutput {
 pub trait Predictor: Send {
     /// Frames per window.
     fn frames(&self) -> usize;
+    /// Frames between windows when the config does not say: 6 (0.5 s) for a model whose
+    /// window is the whole graph.
+    fn default_hop(&self) -> usize {
+        6
+    }
+    /// Later frames a frame's predicted value depends on (0: causal, 1: one frame ahead).
+    fn lookahead(&self) -> usize {
+        1
+    }
     /// Adds grid frame `index` (indices must be consecutive from 0).
     fn push_frame(&mut self, index: u64, image: &Image) -> Result<(), ModelError>;
     /// Predicts the window that ends at the last pushed frame.
@@ -129,6 +138,10 @@ impl ClipPredictor {
 impl Predictor for ClipPredictor {
     fn frames(&self) -> usize {
         self.spec.frames()
+    }
+
+    fn lookahead(&self) -> usize {
+        self.spec.lookahead()
     }
 
     fn classes(&self) -> &[String] {

@@ -90,6 +90,16 @@ impl Predictor for StreamingPredictor {
         self.spec.frames()
     }
 
+    fn lookahead(&self) -> usize {
+        self.spec.lookahead()
+    }
+
+    /// A window costs only the head (the encoder ran once per frame): predict at every frame,
+    /// so a frame is final, and an impact reported, as early as the model allows.
+    fn default_hop(&self) -> usize {
+        1
+    }
+
     fn classes(&self) -> &[String] {
         &self.spec.sidecar.output.classes
     }
