@@ -286,7 +286,9 @@ impl Detector {
         }
     }
 
-    /// Resolves pending peaks that no future peak can match, `latest` being the newest judged frame.
+    /// Resolves pending peaks that no future peak can match, `latest` being the newest judged
+    /// frame: a peak at `p` can only match one at most `tol` frames away, so once `p + tol` is
+    /// judged it is decided (no frame more of waiting).
     fn expire(&mut self, latest: u64, out: &mut Vec<Detection>) {
         let tol = self.cfg.tolerance_frames as u64;
         // Emit in frame order across both queues.
@@ -294,12 +296,12 @@ impl Detector {
             let a = self
                 .audio_pending
                 .front()
-                .filter(|p| p.frame + tol < latest || latest == u64::MAX - 64)
+                .filter(|p| p.frame + tol <= latest || latest == u64::MAX - 64)
                 .copied();
             let v = self
                 .visual_pending
                 .front()
-                .filter(|p| p.frame + tol < latest || latest == u64::MAX - 64)
+                .filter(|p| p.frame + tol <= latest || latest == u64::MAX - 64)
                 .copied();
             match (a, v) {
                 (Some(a), Some(v)) if v.frame < a.frame => {
@@ -510,6 +512,24 @@ mod tests {
         }
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].kind, Kind::Impact);
+    }
+
+    #[test]
+    fn a_lone_peak_is_decided_once_the_tolerance_is_judged() {
+        // audio at 10, nothing seen: with tolerance 1 only a visual peak at 11 could still
+        // match; frame 11 is judged when 12 arrives, so unseen_sound comes out then, not later
+        let pred = track(30, &[], 0.0);
+        let raw = track(30, &[(10, 0.1)], 0.001);
+        let fs = frames(&pred, &raw);
+        let mut d = Detector::new(DetectorConfig::default());
+        let mut out = vec![];
+        for f in &fs[..=11] {
+            d.push(*f, &mut out);
+        }
+        assert!(out.is_empty(), "a visual peak at 11 could still match: {out:?}");
+        d.push(fs[12], &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!((out[0].kind, out[0].frame), (Kind::UnseenSound, 10));
     }
 
     #[test]
