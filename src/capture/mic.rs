@@ -278,8 +278,10 @@ impl Drop for PacedGuard {
     }
 }
 
-/// Plays an audio source into a ring at its own pace (10-ms blocks stamped with the time they
-/// are written), looping at its end. A source that cannot be reopened marks the ring failed.
+/// Plays an audio source into a ring at its own pace, looping at its end, as a sound card would:
+/// each 10-ms block is written once its last sample has "happened" (like a device period) and is
+/// stamped with the time of its first sample. A source that cannot be reopened marks the ring
+/// failed.
 fn open_paced(
     mut reopen: impl FnMut() -> Result<Box<dyn AudioSource>, SourceError> + Send + 'static,
     ring_ms: u32,
@@ -324,10 +326,12 @@ fn open_paced(
                         },
                     }
                 }
-                let due = start + (written as i128 * 1_000_000_000 / rate as i128) as i64;
+                let at = |n: u64| start + (n as i128 * 1_000_000_000 / rate as i128) as i64;
+                let due = at(written);
+                let captured = at(written + block as u64);
                 let now = h.now_ns() as i64;
-                if due > now {
-                    std::thread::sleep(Duration::from_nanos((due - now) as u64));
+                if captured > now {
+                    std::thread::sleep(Duration::from_nanos((captured - now) as u64));
                 }
                 writer.write(&pending[..block], 1, due, |s| s);
                 pending.drain(..block);
