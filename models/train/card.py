@@ -59,8 +59,9 @@ def render(s: dict) -> str:
       "missing padding follow the arm branch's tract measurements (a 3x3 convolution on one input "
       "channel is tract's worst matmul shape; each padded convolution costs tract a Pad op).")
     a(f"- **Head** (once per window, {s['params']['head']} parameters): over the last 48 feature vectors, a "
-      "kernel-3 1-D convolution (one frame of look-ahead: the engine always has the next frame) and "
-      "four causal residual 1-D convolutions, dilations 1, 2, 4, 8 (31 frames of context), 48 "
+      "causal kernel-3 1-D convolution and four causal residual 1-D convolutions, dilations 1, 2, "
+      "4, 8 (32 frames of context; no look-ahead, so a frame is final as soon as the window ending "
+      "on it has run: `lookahead_frames = 0` in the sidecar, for event latency), 48 "
       "channels -> envelope [1, 48] (sigmoid) and class logits [1, 48, 3] per frame (hit, collision, drop).\n")
     a("## Data\n")
     a(f"- Synthetic scenes from **{s['generator']}**, 8 s, 160x120: {c['train']} for training "
@@ -76,7 +77,10 @@ def render(s: dict) -> str:
     a(f"- Real video with its own audio (../shared/data/real-pool, not committed): "
       f"{c['real_neg']} clips without visible impacts (speech, engines, water, music) as hard "
       f"negatives (target 0), {c['real_pos']} clips with visible impacts trained on their own "
-      f"audio's envelope; about 10 % of what the network sees. Held out, never trained on: "
+      f"audio's envelope (scaled by the larger of the window's maximum and a quarter of the "
+      f"clip's, so quiet windows' noise is not blown up); about "
+      f"{100 * s.get('real_share', 0.1):.0f} % of what the network sees, mirrored and with "
+      f"random contrast (as the synthetic scenes). Held out, never trained on: "
       f"{len(roles['val_neg'])} clips without impacts (the false-call numbers below), and every "
       "real-pool clip about a subject of eval/real-clips.toml (drums, hammers, dogs, coughs, tennis), "
       "so the real-clip numbers are on unseen material.")

@@ -190,6 +190,7 @@ version = "{VERSION}"
 form = "streaming"             # per-frame encoder + temporal head
 frames = {tr.T}                    # frames per window
 fps = {tr.FPS}                       # frame rate of the window
+lookahead_frames = 0           # causal head: a frame's value needs no later frame
 envelope_mode = "frame-mean"   # audio envelope mode of the training target
 description = "{description}"
 
@@ -363,6 +364,9 @@ def main(argv=None) -> int:
     ap.add_argument("--init-weights", type=pathlib.Path,
                     help="start training from these weights (a continued run)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
+    ap.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (cosine schedule)")
+    ap.add_argument("--real-share", type=float, default=0.25,
+                    help="share of training samples drawn from real-pool clips")
     ap.add_argument("--class-scenes", type=int, default=1000,
                     help="test scenes replayed for the class accuracy (at most)")
     ap.add_argument("--no-real", action="store_true", help="skip ../shared/data (a quick check)")
@@ -423,11 +427,13 @@ def main(argv=None) -> int:
     log(f"{train_count} training scenes, {len(val_scenes)} validation scenes, "
         f"{real_neg_n} real negatives and {real_pos_n} real positives to train on, "
         f"{len(roles['val_neg'])} real negatives held out")
-    # real clips are ~10 % of what the network sees: repeat them to that share
+    # real clips are about --real-share of what the network sees: repeat them to that share
+    # (augmented on the fly: mirrored, contrast; train.batch_windows)
     mix = list(train_scenes)
     reals = real_neg + real_pos
     if reals:
-        mix += reals * max(1, len(train_scenes) // (9 * len(reals)))
+        share = a.real_share / (1 - a.real_share)
+        mix += reals * max(1, round(share * len(train_scenes) / len(reals)))
 
     net = tr.ImpactNet()
     log(f"network: encoder {tr.params(net.encoder)} parameters, head {tr.params(net.head)}")
@@ -447,7 +453,7 @@ def main(argv=None) -> int:
             prior = json.loads((a.init_weights.parent / "train-info.json").read_text())
             log(f"continuing from {a.init_weights} ({prior['steps']} steps)")
         info = tr.train(net, mix, val_scenes, a.minutes, seed=a.seed + prior["steps"], log=log,
-                        poll=poll)
+                        poll=poll, lr=a.lr)
         info = {"steps": info["steps"] + prior["steps"],
                 "minutes": info["minutes"] + prior["minutes"]}
         (work / "train-info.json").write_text(json.dumps(info))
@@ -543,7 +549,7 @@ def main(argv=None) -> int:
                           "test": per * len(test_dirs),
                           "real_neg": real_neg_n, "real_pos": real_pos_n},
                "sizes": {p.name: p.stat().st_size for p in a.out.glob(f"{NAME}*.onnx")},
-               "minutes_total": (time.time() - t_start) / 60,
+               "minutes_total": (time.time() - t_start) / 60, "real_share": a.real_share,
                "command": " ".join(sys.argv)}
     (work / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     import card

@@ -10,9 +10,11 @@ The network (streaming form of DESIGN.md):
   after each) -> flatten (32 x 3 x 4) -> linear -> ReLU -> 32 features. The stem and the
   missing padding follow /tmp/tract-notes.md (branch arm): a 3x3 convolution on the 1-channel
   input is tract's worst matmul shape, and each padded convolution costs tract a Pad op;
-- head, once per window: features [1, 48, 32] -> 1-D convolutions over time (one with one frame
-  of look-ahead, then four causal residual blocks with dilations 1, 2, 4, 8: 31 frames of
-  context) -> envelope [1, 48] (sigmoid) and class logits [1, 48, 3] (hit, collision, drop).
+- head, once per window: features [1, 48, 32] -> causal 1-D convolutions over time (a kernel-3
+  input convolution, then four residual blocks with dilations 1, 2, 4, 8: 32 frames of context)
+  -> envelope [1, 48] (sigmoid) and class logits [1, 48, 3] (hit, collision, drop). Causal: a
+  frame's value uses no later frame (sidecar `lookahead_frames = 0`), so the engine can take it
+  from the window that ends on it and decide an impact one frame after it (event latency).
 """
 
 from __future__ import annotations
@@ -141,16 +143,20 @@ def load_scene(json_path: pathlib.Path) -> dict:
             "name": json_path.stem}
 
 
-def window_target(env: np.ndarray, impacts: list[tuple[int, int]], start: int, pad: int) -> tuple:
+def window_target(env: np.ndarray, impacts: list[tuple[int, int]], start: int, pad: int,
+                  scale_floor: float = 0.0) -> tuple:
     """The training target of the window of T frames that starts at scene frame `start` (after
     `pad` padded frames): the impact stem's envelope scaled by its window maximum (ignoring the
     first two frames, which may hold the tail of an impact before the window), every visible
-    impact's peak raised to at least MIN_PEAK; class index per frame (-1: no class)."""
+    impact's peak raised to at least MIN_PEAK; class index per frame (-1: no class).
+    `scale_floor` (real clips: a share of the clip's loudest frame) keeps a quiet window's
+    background noise from being scaled up to a full-height target."""
     real = T - pad
     e = env[start:start + real]
     tgt = np.zeros(T, np.float32)
     cls = np.full(T, -1, np.int64)
     m = float(e[2:].max()) if real > 2 else float(e.max(initial=0))
+    m = max(m, scale_floor)
     if m >= TARGET_FLOOR:
         tgt[pad:] = np.clip(e / m, 0, 1)
     for k, c in impacts:
@@ -201,14 +207,14 @@ class Head(nn.Module):
 
     def __init__(self, ch: int = 48):
         super().__init__()
-        self.inp = nn.Conv1d(FEATURES, ch, 3, padding=1)  # one frame of look-ahead
+        self.inp = nn.Conv1d(FEATURES, ch, 3)  # causal: padded on the left in forward
         self.dil = [1, 2, 4, 8]
         self.blocks = nn.ModuleList([nn.Conv1d(ch, ch, 3, dilation=d) for d in self.dil])
         self.env = nn.Conv1d(ch, 1, 1)
         self.cls = nn.Conv1d(ch, len(CLASSES), 1)
 
     def forward(self, f):
-        h = F.relu(self.inp(f.transpose(1, 2)))
+        h = F.relu(self.inp(F.pad(f.transpose(1, 2), (2, 0))))
         for d, conv in zip(self.dil, self.blocks):
             h = h + F.relu(conv(F.pad(h, (2 * d, 0))))
         env = torch.sigmoid(self.env(h)).flatten(1)
@@ -243,12 +249,19 @@ def params(m: nn.Module) -> int:
 # Training
 # ------------------------------------------------------------------------------------------
 
-def batch_windows(rng, scenes: list[dict], per_scene: int = 3):
+def batch_windows(rng, scenes: list[dict], per_scene: int = 3, augment: bool = False):
     """Frames of the chosen scenes and, per window, (scene slot, start, pad, target, classes)."""
     xs, wins = [], []
     for slot, s in enumerate(scenes):
         n = len(s["x"])
-        xs.append(torch.from_numpy(s["x"].astype(np.float32)))
+        x = s["x"].astype(np.float32)
+        if augment:
+            # mirror images, and contrast / exposure from dim to harsh: real cameras differ
+            # from the renderer in both, and the real clips are few
+            if rng.random() < 0.5:
+                x = x[:, :, ::-1]
+            x = x * np.float32(math.exp(rng.uniform(-0.5, 0.4)))
+        xs.append(torch.from_numpy(np.ascontiguousarray(x)))
         for w in range(per_scene):
             if w == 0 and rng.random() < 0.5:
                 pad = int(rng.integers(1, T - 8))
@@ -256,7 +269,7 @@ def batch_windows(rng, scenes: list[dict], per_scene: int = 3):
             else:
                 pad = 0
                 start = int(rng.integers(0, max(1, n - T + 1)))
-            tgt, cls = window_target(s["env"], s["impacts"], start, pad)
+            tgt, cls = window_target(s["env"], s["impacts"], start, pad, s.get("scale_floor", 0.0))
             wins.append((slot, start, pad, tgt, cls))
     return xs, wins
 
@@ -313,7 +326,7 @@ def train(net: ImpactNet, train_scenes: list[dict], val_scenes: list[dict], minu
         for g in opt.param_groups:
             g["lr"] = lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
         idx = rng.choice(len(train_scenes), scenes_per_step, replace=False)
-        xs, wins = batch_windows(rng, [train_scenes[i] for i in idx])
+        xs, wins = batch_windows(rng, [train_scenes[i] for i in idx], augment=True)
         net.train()
         env, logits = run_windows(net, xs, wins)
         loss, le, lc = loss_of(env, logits, wins)
@@ -432,4 +445,6 @@ def decode_real(path: pathlib.Path, max_s: float = 15.0) -> dict:
                          capture_output=True, check=True).stdout
     a = np.frombuffer(aud, np.float32)
     env = np.asarray(fs.envelopes(a, len(frames))["frame-mean"], np.float32) if len(a) else np.zeros(len(frames), np.float32)
-    return {"x": gray_diff(frames), "env": env, "impacts": [], "name": path.stem}
+    floor = 0.25 * float(env.max(initial=0))
+    return {"x": gray_diff(frames), "env": env, "impacts": [], "name": path.stem,
+            "scale_floor": floor}
