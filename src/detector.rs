@@ -170,6 +170,9 @@ pub struct Detector {
     /// Visual peaks already known and unmatched, kept for audio peaks arriving within tolerance.
     scratch: Vec<f32>,
     finished: bool,
+    /// The newest frame, when it was judged early by [`Detector::peek`], and the prediction of
+    /// the frame after it that was used.
+    judged_early: Option<(u64, f32)>,
 }
 
 impl Detector {
@@ -183,6 +186,7 @@ impl Detector {
             visual_pending: VecDeque::new(),
             scratch: Vec::new(),
             finished: false,
+            judged_early: None,
         }
     }
 
@@ -201,13 +205,53 @@ impl Detector {
         while self.history.len() > keep {
             self.history.pop_front();
         }
-        // The frame before the newest can now be judged.
-        if self.history.len() >= 2 {
+        // The frame before the newest can now be judged (unless peek already did).
+        let early = self
+            .judged_early
+            .take()
+            .filter(|(k, _)| *k + 1 == f.index);
+        if let Some((_, predicted)) = early {
+            debug_assert_eq!(predicted, f.predicted, "a peeked prediction is final");
+        } else if self.history.len() >= 2 {
             let c = self.history.len() - 2;
             self.judge(c, Some(f), out);
         }
         let latest = f.index.saturating_sub(1);
         self.expire(latest, out);
+    }
+
+    /// The next frame's final prediction, known before its audio (the model runs on video,
+    /// which is ahead of the audio envelope): when the newest frame cannot be an audio peak
+    /// whatever the next frame's sound (it is not above its left neighbour, the floor or the
+    /// background), its visual side is all that is left to judge, and the next frame's
+    /// prediction decides it. It is judged now, and the decisions it allows are appended: the
+    /// same decisions as [`Detector::push`] of that frame would make, one frame of audio
+    /// sooner (an impact whose visual peak trails its sound by a frame). Repeated or
+    /// out-of-order calls are ignored.
+    pub fn peek(&mut self, index: u64, predicted: f32, out: &mut Vec<Detection>) {
+        let Some(&newest) = self.history.back() else {
+            return;
+        };
+        if self.finished
+            || newest.index + 1 != index
+            || self.judged_early.is_some_and(|(k, _)| k == newest.index)
+        {
+            return;
+        }
+        let c = self.history.len() - 1;
+        if c > 0 && newest.index > 0 && self.audio_peak(c, f32::NEG_INFINITY).is_some() {
+            return; // an audio peak if the next frame is quieter: wait for its sound
+        }
+        let next = FrameValues {
+            index,
+            predicted,
+            observed: 0.0,
+            // not an audio peak whatever comes next (checked above)
+            observed_raw: f32::INFINITY,
+        };
+        self.judge(c, Some(next), out);
+        self.judged_early = Some((newest.index, predicted));
+        self.expire(newest.index, out);
     }
 
     /// Ends the stream: the last frame is judged with nothing after it, all pending peaks resolved.
@@ -216,7 +260,9 @@ impl Detector {
             return;
         }
         self.finished = true;
-        if !self.history.is_empty() {
+        let early = self.judged_early.map(|(k, _)| k);
+        let newest = self.history.back().map(|n| n.index);
+        if newest.is_some() && newest != early {
             let c = self.history.len() - 1;
             self.judge(c, None, out);
         }
@@ -231,28 +277,8 @@ impl Detector {
         }
         let prev = self.history[c - 1];
         let back = c.saturating_sub(self.cfg.prominence_frames as usize);
-        // Audio peak: local maximum of observed_raw, above the floor and the background.
         let right_raw = next.map_or(f32::NEG_INFINITY, |n| n.observed_raw);
-        let audio = if cur.observed_raw > prev.observed_raw
-            && cur.observed_raw >= right_raw
-            && cur.observed_raw >= self.floor
-        {
-            self.scratch.clear();
-            self.scratch
-                .extend(self.history.range(back..c).map(|h| h.observed_raw));
-            let background = median(&mut self.scratch);
-            if cur.observed_raw >= self.cfg.audio_ratio * background {
-                Some(Peak {
-                    frame: cur.index,
-                    strength: (1.0 - background / cur.observed_raw).clamp(0.0, 1.0),
-                    values: cur,
-                })
-            } else {
-                None
-            }
-        } else {
-            None
-        };
+        let audio = self.audio_peak(c, right_raw);
         let right_p = next.map_or(f32::NEG_INFINITY, |n| n.predicted);
         let visual = if cur.predicted > prev.predicted
             && cur.predicted >= right_p
@@ -284,6 +310,30 @@ impl Detector {
             },
             (None, None) => {}
         }
+    }
+
+    /// Audio peak test for history[c] (c > 0) against its right neighbour's `observed_raw`: a
+    /// local maximum, above the floor and `audio_ratio` times the background (the median of
+    /// the `prominence_frames` frames before it).
+    fn audio_peak(&mut self, c: usize, right_raw: f32) -> Option<Peak> {
+        let cur = self.history[c];
+        let prev = self.history[c - 1];
+        if !(cur.observed_raw > prev.observed_raw
+            && cur.observed_raw >= right_raw
+            && cur.observed_raw >= self.floor)
+        {
+            return None;
+        }
+        let back = c.saturating_sub(self.cfg.prominence_frames as usize);
+        self.scratch.clear();
+        self.scratch
+            .extend(self.history.range(back..c).map(|h| h.observed_raw));
+        let background = median(&mut self.scratch);
+        (cur.observed_raw >= self.cfg.audio_ratio * background).then(|| Peak {
+            frame: cur.index,
+            strength: (1.0 - background / cur.observed_raw).clamp(0.0, 1.0),
+            values: cur,
+        })
     }
 
     /// Resolves pending peaks that no future peak can match, `latest` being the newest judged
@@ -576,5 +626,76 @@ mod tests {
                 prop_assert!((0.0..=1.0).contains(&e.confidence));
             }
         }
+
+        /// Peeking at the next frame's prediction (as the engine does while that frame's audio
+        /// is not in yet) changes when decisions come out, never which: the same detections
+        /// in the same order, at any pattern of peeks, with spiky tracks so that many peaks
+        /// and near-misses occur.
+        #[test]
+        fn peeking_changes_nothing_but_timing(
+            pred in prop::collection::vec(prop_oneof![Just(0.0f32), Just(0.9f32), 0.0f32..1.0], 3..120),
+            raw in prop::collection::vec(prop_oneof![Just(0.001f32), Just(0.1f32), 0.0f32..0.2], 3..120),
+            peeks in prop::collection::vec(0u8..3, 120),
+            tolerance in 0u32..3,
+        ) {
+            let n = pred.len().min(raw.len());
+            let fs = frames(&pred[..n], &raw[..n]);
+            let cfg = DetectorConfig { tolerance_frames: tolerance, ..DetectorConfig::default() };
+            let plain = run(cfg.clone(), &fs);
+            let mut d = Detector::new(cfg);
+            let mut out = vec![];
+            for (i, f) in fs.iter().enumerate() {
+                d.push(*f, &mut out);
+                if let Some(next) = fs.get(i + 1) {
+                    for _ in 0..peeks[i] {
+                        d.peek(next.index, next.predicted, &mut out);
+                    }
+                }
+            }
+            d.finish(&mut out);
+            prop_assert_eq!(plain, out);
+        }
+    }
+
+    #[test]
+    fn peeking_reports_an_impact_whose_picture_trails_its_sound_a_frame_sooner() {
+        // audio peak at 10, visual peak at 11: frame 12's prediction decides it, before its audio
+        let pred = track(30, &[(11, 0.9)], 0.0);
+        let raw = track(30, &[(10, 0.1)], 0.001);
+        let fs = frames(&pred, &raw);
+        let mut d = Detector::new(DetectorConfig::default());
+        let mut out = vec![];
+        for f in &fs[..=11] {
+            d.push(*f, &mut out);
+        }
+        assert!(out.is_empty());
+        d.peek(12, fs[12].predicted, &mut out);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(
+            (out[0].kind, out[0].audio_frame, out[0].visual_frame),
+            (Kind::Impact, Some(10), Some(11))
+        );
+        d.push(fs[12], &mut out);
+        d.peek(12, fs[12].predicted, &mut out); // late and repeated peeks are ignored
+        d.finish(&mut out);
+        assert_eq!(out.len(), 1, "reported once: {out:?}");
+    }
+
+    #[test]
+    fn a_frame_that_may_still_be_an_audio_peak_waits_for_its_sound() {
+        // frame 11 rises in sound: whether it is an audio peak depends on frame 12's sound
+        let pred = track(30, &[(11, 0.9)], 0.0);
+        let raw = track(30, &[(11, 0.1)], 0.001);
+        let fs = frames(&pred, &raw);
+        let mut d = Detector::new(DetectorConfig::default());
+        let mut out = vec![];
+        for f in &fs[..=11] {
+            d.push(*f, &mut out);
+        }
+        d.peek(12, fs[12].predicted, &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        d.push(fs[12], &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].kind, Kind::Impact);
     }
 }

@@ -400,6 +400,15 @@ impl Engine {
             self.emit(sink)?;
             self.trim_raw();
         }
+        // The next frame's prediction is final but its audio is not in yet: enough for the
+        // detector to judge the newest frame's visual side (Detector::peek).
+        if let Some(p) = self.pending.front() {
+            let t0 = CpuInstant::now();
+            self.scratch_det.clear();
+            self.detector.peek(p.index, p.predicted, &mut self.scratch_det);
+            self.stats.time_detector += t0.elapsed();
+            self.emit(sink)?;
+        }
         Ok(())
     }
 
