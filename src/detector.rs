@@ -206,10 +206,7 @@ impl Detector {
             self.history.pop_front();
         }
         // The frame before the newest can now be judged (unless peek already did).
-        let early = self
-            .judged_early
-            .take()
-            .filter(|(k, _)| *k + 1 == f.index);
+        let early = self.judged_early.take().filter(|(k, _)| *k + 1 == f.index);
         if let Some((_, predicted)) = early {
             debug_assert_eq!(predicted, f.predicted, "a peeked prediction is final");
         } else if self.history.len() >= 2 {
@@ -549,17 +546,29 @@ mod tests {
         assert_eq!((ev[0].kind, ev[0].frame), (Kind::Impact, 9));
     }
 
+    /// A 30-frame track with one visual peak (0.9) and one audio peak (0.1) on a quiet floor,
+    /// pushed into a default detector up to frame `upto`: (detector, decisions so far, frames).
+    fn pushed_upto(
+        visual: usize,
+        audio: usize,
+        upto: usize,
+    ) -> (Detector, Vec<Detection>, Vec<FrameValues>) {
+        let fs = frames(
+            &track(30, &[(visual, 0.9)], 0.0),
+            &track(30, &[(audio, 0.1)], 0.001),
+        );
+        let mut d = Detector::new(DetectorConfig::default());
+        let mut out = vec![];
+        for f in &fs[..=upto] {
+            d.push(*f, &mut out);
+        }
+        (d, out, fs)
+    }
+
     #[test]
     fn impact_is_reported_without_waiting_when_both_peaks_are_known() {
         // visual at 10, audio at 11: the impact comes out when frame 12 arrives
-        let pred = track(30, &[(10, 0.9)], 0.0);
-        let raw = track(30, &[(11, 0.1)], 0.001);
-        let fs = frames(&pred, &raw);
-        let mut d = Detector::new(DetectorConfig::default());
-        let mut out = vec![];
-        for f in &fs[..=12] {
-            d.push(*f, &mut out);
-        }
+        let (_, out, _) = pushed_upto(10, 11, 12);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].kind, Kind::Impact);
     }
@@ -576,7 +585,10 @@ mod tests {
         for f in &fs[..=11] {
             d.push(*f, &mut out);
         }
-        assert!(out.is_empty(), "a visual peak at 11 could still match: {out:?}");
+        assert!(
+            out.is_empty(),
+            "a visual peak at 11 could still match: {out:?}"
+        );
         d.push(fs[12], &mut out);
         assert_eq!(out.len(), 1);
         assert_eq!((out[0].kind, out[0].frame), (Kind::UnseenSound, 10));
@@ -660,14 +672,7 @@ mod tests {
     #[test]
     fn peeking_reports_an_impact_whose_picture_trails_its_sound_a_frame_sooner() {
         // audio peak at 10, visual peak at 11: frame 12's prediction decides it, before its audio
-        let pred = track(30, &[(11, 0.9)], 0.0);
-        let raw = track(30, &[(10, 0.1)], 0.001);
-        let fs = frames(&pred, &raw);
-        let mut d = Detector::new(DetectorConfig::default());
-        let mut out = vec![];
-        for f in &fs[..=11] {
-            d.push(*f, &mut out);
-        }
+        let (mut d, mut out, fs) = pushed_upto(11, 10, 11);
         assert!(out.is_empty());
         d.peek(12, fs[12].predicted, &mut out);
         assert_eq!(out.len(), 1, "{out:?}");
@@ -684,14 +689,7 @@ mod tests {
     #[test]
     fn a_frame_that_may_still_be_an_audio_peak_waits_for_its_sound() {
         // frame 11 rises in sound: whether it is an audio peak depends on frame 12's sound
-        let pred = track(30, &[(11, 0.9)], 0.0);
-        let raw = track(30, &[(11, 0.1)], 0.001);
-        let fs = frames(&pred, &raw);
-        let mut d = Detector::new(DetectorConfig::default());
-        let mut out = vec![];
-        for f in &fs[..=11] {
-            d.push(*f, &mut out);
-        }
+        let (mut d, mut out, fs) = pushed_upto(11, 11, 11);
         d.peek(12, fs[12].predicted, &mut out);
         assert!(out.is_empty(), "{out:?}");
         d.push(fs[12], &mut out);

@@ -405,7 +405,8 @@ impl Engine {
         if let Some(p) = self.pending.front() {
             let t0 = CpuInstant::now();
             self.scratch_det.clear();
-            self.detector.peek(p.index, p.predicted, &mut self.scratch_det);
+            self.detector
+                .peek(p.index, p.predicted, &mut self.scratch_det);
             self.stats.time_detector += t0.elapsed();
             self.emit(sink)?;
         }
@@ -680,7 +681,9 @@ mod tests {
         let mut engine = Engine::new(cfg, Box::new(fake));
         let mut rows = Rows::default();
         // 2 s of audio: every frame's audio is there before its picture
-        engine.push_audio(8000, &vec![0.0; 16_000], &mut rows).unwrap();
+        engine
+            .push_audio(8000, &vec![0.0; 16_000], &mut rows)
+            .unwrap();
         let image = Image::filled(8, 8, crate::media::PixelFormat::Gray8, 0);
         for k in 0..10 {
             engine.push_frame(k, &image, &mut rows).unwrap();

@@ -183,7 +183,10 @@ fn ort_runs_the_int8_model_close_to_tract() {
     let var = |p: &[f64], m: f64| p.iter().map(|a| (a - m) * (a - m)).sum::<f64>();
     let r = cov / (var(&p_t, mt) * var(&p_o, mo)).sqrt();
     assert!(mean <= 0.02, "impact-s1 (int8): mean |difference| {mean}");
-    assert!(p95 <= 0.05, "impact-s1 (int8): 95th percentile |difference| {p95}");
+    assert!(
+        p95 <= 0.05,
+        "impact-s1 (int8): 95th percentile |difference| {p95}"
+    );
     assert!(r >= 0.95, "impact-s1 (int8): r {r} between the runtimes");
 }
 

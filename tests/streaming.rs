@@ -257,17 +257,25 @@ fn impacts_carry_their_own_frames_class() {
     );
 }
 
+/// A copy of the tiny-stream model in `dir` whose sidecar declares `lookahead_frames`.
+fn tiny_stream_with_lookahead(dir: &Path, lookahead: usize) -> PathBuf {
+    for f in ["tiny-stream.onnx", "tiny-stream-encoder.onnx"] {
+        std::fs::copy(fixture(f), dir.join(f)).unwrap();
+    }
+    let sidecar = std::fs::read_to_string(fixture("tiny-stream.toml")).unwrap();
+    let sidecar = sidecar.replace(
+        "fps = 12 ",
+        &format!("fps = 12\nlookahead_frames = {lookahead} "),
+    );
+    assert!(sidecar.contains(&format!("lookahead_frames = {lookahead}")));
+    std::fs::write(dir.join("tiny-stream.toml"), sidecar).unwrap();
+    dir.join("tiny-stream.onnx")
+}
+
 #[test]
 fn a_lookahead_the_engine_cannot_serve_is_refused_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
-    for f in ["tiny-stream.onnx", "tiny-stream-encoder.onnx"] {
-        std::fs::copy(fixture(f), dir.path().join(f)).unwrap();
-    }
-    let sidecar = std::fs::read_to_string(fixture("tiny-stream.toml")).unwrap();
-    let sidecar = sidecar.replace("fps = 12 ", "fps = 12\nlookahead_frames = 2 ");
-    assert!(sidecar.contains("lookahead_frames = 2"));
-    std::fs::write(dir.path().join("tiny-stream.toml"), sidecar).unwrap();
-    let model = dir.path().join("tiny-stream.onnx");
+    let model = tiny_stream_with_lookahead(dir.path(), 2);
     let out = run(&["replay", "--model", model.to_str().unwrap()]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(4), "{err}");
@@ -279,13 +287,7 @@ fn a_lookahead_the_engine_cannot_serve_is_refused_naming_the_key() {
 fn a_causal_model_runs_every_frame_by_default() {
     // lookahead_frames = 0 and no --hop: a window per frame, and every frame final
     let dir = tempfile::tempdir().unwrap();
-    for f in ["tiny-stream.onnx", "tiny-stream-encoder.onnx"] {
-        std::fs::copy(fixture(f), dir.path().join(f)).unwrap();
-    }
-    let sidecar = std::fs::read_to_string(fixture("tiny-stream.toml")).unwrap();
-    let sidecar = sidecar.replace("fps = 12 ", "fps = 12\nlookahead_frames = 0 ");
-    std::fs::write(dir.path().join("tiny-stream.toml"), sidecar).unwrap();
-    let model = dir.path().join("tiny-stream.onnx");
+    let model = tiny_stream_with_lookahead(dir.path(), 0);
     let csv_path = dir.path().join("env.csv");
     let out = run(&[
         "replay",
