@@ -4,10 +4,11 @@
 //! Flow per grid frame: the [`Predictor`] stores it; every `hop` frames it predicts the window
 //! that ends there. Frame k takes its predicted value from the first window that reaches
 //! k + lookahead (the model's sidecar: 1 by default, 0 for a causal model), or from the last
-//! window at the end of the stream. Audio goes through the [`EnvelopeStream`]. A frame is *final* once its
-//! prediction is assigned and the audio envelope covers its window; final frames go, in order and
-//! each once, to the [`Detector`], whose decisions become numbered [`Event`]s with a time refined
-//! from the audio samples.
+//! window at the end of the stream. Audio goes through the [`EnvelopeStream`]. A frame is
+//! *final* once its prediction is assigned and the audio envelope covers its window; final frames
+//! go, in order and each once, to the [`Detector`], whose decisions become numbered [`Event`]s
+//! with a time refined from the audio samples. The first frame still waiting for its audio is
+//! shown to the detector early ([`Detector::peek`]) when its prediction alone decides something.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
