@@ -148,6 +148,51 @@ def prf(tp, n_pred, n_truth):
     return p, r, f
 
 
+def local_maxima(v):
+    """Indices of the local maxima of `v` (src/eval/metrics.rs `local_maxima`): a plateau counts
+    once, at its first index; an end counts when its one neighbour is lower."""
+    n, out, s = len(v), [], 0
+    while s < n:
+        e = s
+        while e + 1 < n and v[e + 1] == v[s]:
+            e += 1
+        if (s == 0 or v[s - 1] < v[s]) and (e + 1 == n or v[e + 1] < v[s]) and (s > 0 or e + 1 < n):
+            out.append(s)
+        s = e + 1
+    return out
+
+
+def pooled_ap(clips, fps=12.0, tol=0.125):
+    """Visual AP of DESIGN.md (src/eval/metrics.rs `average_precision`): every local maximum of
+    each clip's envelope, scored by its height and ranked over all clips, is a true positive when
+    its own clip has an unmatched hit within `tol` (it takes the nearest). `clips`: (envelope,
+    hit times) pairs. None when there are no hits."""
+    total = sum(len(h) for _, h in clips)
+    if total == 0:
+        return None
+    ranked = sorted((-float(env[k]), ci, k / fps) for ci, (env, _) in enumerate(clips)
+                    for k in local_maxima(env))
+    used = [[False] * len(h) for _, h in clips]
+    tp, acc = 0, 0.0
+    for rank, (_, ci, t) in enumerate(ranked):
+        hits = clips[ci][1]
+        free = [hi for hi, h in enumerate(hits) if not used[ci][hi] and abs(t - h) <= tol + 1e-9]
+        if free:
+            used[ci][min(free, key=lambda hi: abs(t - hits[hi]))] = True
+            tp += 1
+            acc += tp / (rank + 1)
+    return acc / total
+
+
+def pearson(a, b):
+    """Pearson r of two series (cut to the shorter); None when either is constant."""
+    n = min(len(a), len(b))
+    a, b = np.asarray(a[:n], np.float64), np.asarray(b[:n], np.float64)
+    if n < 2 or a.std() == 0 or b.std() == 0:
+        return None
+    return float(np.corrcoef(a, b)[0, 1])
+
+
 def merge_close(times, within=0.03):
     """Annotated onsets closer than `within` (e.g. kick + hi-hat struck together) are one sound."""
     out = []

@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""How high can a model score on a manifest? Its models' numbers next to the clip's own audio.
+
+The visual AP of DESIGN.md ranks the peaks of a predicted envelope over all clips against the
+manifest's hits. On eval/real-clips.toml those hits are audio-proxy onsets, two clips are
+negatives with loud non-impact sounds (barking, coughing) and one (drum-kit-1) is dense drumming
+with 3 proxy onsets, so even a perfect prediction of what the microphone hears does not score 1.
+This script replays each clip once per model (`impactd replay --envelopes`) and scores, with the
+rules of `impactd eval` (one-to-one, 0.125 s; eval/make_proxy_hits.py `pooled_ap`):
+
+- each model's `predicted` envelope;
+- `audio (observed)`: the audio envelope as the daemon scales it (min-max per window), used as
+  if a model had predicted it;
+- `audio (observed_raw)`: the smoothed audio level before scaling (what envelope r is
+  measured against; its r is 1 by definition).
+
+on all clips and on the clips with hits only.
+
+Usage (from the repository root):
+    python3 eval/ceiling.py [--bin target/release/impactd] [--manifest eval/real-clips.toml]
+        [--out /tmp/impactd-ceiling] MODEL.onnx...
+"""
+
+import argparse
+import os
+import pathlib
+import subprocess
+import sys
+import tomllib
+
+import numpy as np
+
+sys.dont_write_bytecode = True  # no __pycache__ in eval/
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_proxy_hits import pearson, pooled_ap  # noqa: E402
+
+
+def envelopes(binary, model, media, out):
+    """The replay's per-frame CSV as columns: predicted, observed, observed_raw."""
+    subprocess.run([binary, "replay", "--model", model, media, "--envelopes", out],
+                   check=True, capture_output=True, env=dict(os.environ, RUST_LOG="error"))
+    rows = np.loadtxt(out, delimiter=",", skiprows=1, ndmin=2)
+    return rows[:, 2], rows[:, 3], rows[:, 4]
+
+
+def score(series, clips):
+    ap = pooled_ap([(s, c["hits"]) for s, c in zip(series, clips)])
+    rs = [r for r in (pearson(s, c["raw"]) for s, c in zip(series, clips)) if r is not None]
+    return ap, (float(np.mean(rs)) if rs else None)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--bin", default="target/release/impactd")
+    ap.add_argument("--manifest", default="eval/real-clips.toml")
+    ap.add_argument("--out", type=pathlib.Path, default=pathlib.Path("/tmp/impactd-ceiling"))
+    ap.add_argument("models", nargs="+")
+    a = ap.parse_args()
+    a.out.mkdir(parents=True, exist_ok=True)
+    man = pathlib.Path(a.manifest)
+    entries = tomllib.loads(man.read_text())["clip"]
+    clips, rows = [], {}
+    for e in entries:
+        media = (man.parent / e["media"]).resolve()
+        name = e.get("name", media.stem)
+        clip = {"name": name, "hits": e["hits"]}
+        for m in a.models:
+            pred, obs, raw = envelopes(a.bin, m, str(media), a.out / f"{name}.{pathlib.Path(m).stem}.csv")
+            rows.setdefault(pathlib.Path(m).stem, []).append(pred)
+            clip.update(observed=obs, raw=raw)  # the audio side is the same whatever the model
+        clips.append(clip)
+    rows["audio (observed)"] = [c["observed"] for c in clips]
+    rows["audio (observed_raw)"] = [c["raw"] for c in clips]
+    pos = [i for i, c in enumerate(clips) if c["hits"]]
+    print(f"{man}: {len(clips)} clips, {len(pos)} with hits ({sum(len(c['hits']) for c in clips)} hits)\n")
+    print("| envelope | visual AP (all) | envelope r (all) | visual AP (clips with hits) | envelope r (clips with hits) |")
+    print("|---|---|---|---|---|")
+    fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+    for k, series in rows.items():
+        ap_all, r_all = score(series, clips)
+        ap_pos, r_pos = score([series[i] for i in pos], [clips[i] for i in pos])
+        print(f"| {k} | {fmt(ap_all)} | {fmt(r_all)} | {fmt(ap_pos)} | {fmt(r_pos)} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
