@@ -25,7 +25,7 @@ import numpy as np
 
 sys.dont_write_bytecode = True  # no __pycache__ in eval/
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_proxy_hits import greedy_match  # noqa: E402
+from make_proxy_hits import greedy_match, pearson  # noqa: E402
 
 TOL = 0.125
 
@@ -73,9 +73,8 @@ def main():
             rows = list(csv.DictReader(f))
         pred = np.array([float(r["predicted"]) for r in rows])
         raw = np.array([float(r["observed_raw"]) for r in rows])
-        r = float("nan")
-        if pred.std() > 0 and raw.std() > 0:
-            r = float(np.corrcoef(pred, raw)[0, 1])
+        r = pearson(pred, raw)
+        r_text = "-" if r is None else f"{r:+.3f}"  # None: a constant envelope
         hits = c["hits"]
         audio_t = sorted(e["t"] for e in kinds["impact"] + kinds["unseen_sound"])
         imp_t = sorted(e["t"] for e in kinds["impact"])
@@ -88,7 +87,7 @@ def main():
             aud, imp = "- (negative)", f"{len(imp_t)} false"
         print(f"| {name} | {dur:.1f} | {probe_fps(media):.2f} | {len(hits)} "
               f"| {len(kinds['impact'])} | {len(kinds['unseen_sound'])} "
-              f"| {len(kinds['silent_impact'])} | {r:+.3f} | {aud} | {imp} |")
+              f"| {len(kinds['silent_impact'])} | {r_text} | {aud} | {imp} |")
     return 0
 
 
