@@ -23,42 +23,65 @@ struct Broker {
 
 impl Broker {
     /// Starts mosquitto on a free port; `extra` is added to its config.
+    ///
+    /// The port is free when we look, but another test (or process) may take it before
+    /// mosquitto binds it; mosquitto then exits with "Address already in use" while the port
+    /// answers for someone else's broker. So a broker counts as started only when its own log
+    /// says "running", and a lost race is retried on a new port.
     fn start(extra: &str, prepare: impl FnOnce(&Path)) -> Broker {
         let dir = tempfile::tempdir().unwrap();
         prepare(dir.path());
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let conf = dir.path().join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            // `user root`: as root (CI), stay root so the files in our 0700 temp dir stay
-            // readable (mosquitto ignores it when not started as root).
-            format!("listener {port} 127.0.0.1\npersistence false\nuser root\n{extra}\n"),
-        )
-        .unwrap();
-        let child = Command::new(mosquitto())
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto must be installed for these tests (apt-get install mosquitto)");
-        let end = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < end,
-                "mosquitto did not start on port {port}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
+        let log = dir.path().join("mosquitto.log");
+        let mut failures = Vec::new();
+        for _ in 0..5 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let conf = dir.path().join("mosquitto.conf");
+            let _ = std::fs::remove_file(&log);
+            std::fs::write(
+                &conf,
+                // `user root`: as root (CI), stay root so the files in our 0700 temp dir stay
+                // readable (mosquitto ignores it when not started as root).
+                format!(
+                    "listener {port} 127.0.0.1\npersistence false\nuser root\nlog_dest file {}\n{extra}\n",
+                    log.display()
+                ),
+            )
+            .unwrap();
+            let mut child = Command::new(mosquitto())
+                .arg("-c")
+                .arg(&conf)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("mosquitto must be installed for these tests (apt-get install mosquitto)");
+            let end = Instant::now() + Duration::from_secs(10);
+            loop {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                if let Some(status) = child.try_wait().unwrap() {
+                    failures.push(format!("port {port}: exited with {status}: {text}"));
+                    break;
+                }
+                if text.contains(" running") {
+                    return Broker {
+                        child,
+                        port,
+                        _dir: dir,
+                    };
+                }
+                if Instant::now() > end {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    failures.push(format!("port {port}: not running after 10 s: {text}"));
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
-        Broker {
-            child,
-            port,
-            _dir: dir,
-        }
+        panic!("mosquitto did not start: {failures:#?}");
     }
 
     fn url(&self) -> String {
@@ -95,6 +118,7 @@ fn subscribe(port: u16, id: &str, filters: &[&str]) -> (Client, mpsc::Receiver<S
     let mut opts = MqttOptions::new(id, "127.0.0.1", port);
     opts.set_keep_alive(Duration::from_secs(5));
     let (client, mut conn) = Client::new(opts, 100);
+    let id = id.to_string();
     for f in filters {
         client.subscribe(*f, QoS::AtLeastOnce).unwrap();
     }
@@ -113,7 +137,10 @@ fn subscribe(port: u16, id: &str, filters: &[&str]) -> (Client, mpsc::Receiver<S
                     }
                 }
                 Ok(_) => {}
-                Err(_) => return,
+                Err(e) => {
+                    eprintln!("test subscriber {id}: {e}; it stops here");
+                    return;
+                }
             }
         }
     });
@@ -135,7 +162,13 @@ fn wait_for(
         return s.clone();
     }
     while let Some(left) = end.checked_duration_since(Instant::now()) {
-        let Ok(s) = rx.recv_timeout(left) else { break };
+        let s = match rx.recv_timeout(left) {
+            Ok(s) => s,
+            Err(mpsc::RecvTimeoutError::Timeout) => break,
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                panic!("the subscriber lost its broker before {topic} {payload:?}; seen: {seen:#?}")
+            }
+        };
         seen.push(s.clone());
         if s.topic == topic && payload.is_none_or(|p| s.payload == p) {
             return s;
