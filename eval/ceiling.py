@@ -16,9 +16,16 @@ rules of `impactd eval` (one-to-one, 0.125 s; eval/make_proxy_hits.py `pooled_ap
 
 on all clips and on the clips with hits only.
 
+With `--bootstrap N` it also says how much of a difference between the first model and each
+other envelope the manifest can resolve: it resamples the clips with replacement N times (the
+same resample for every envelope: a paired bootstrap over clips), scores each resample with the
+same rules, and prints the 5th-95th percentile of each envelope's difference from the first
+model in visual AP and envelope r, and the share of resamples in which it is ahead. Ten clips
+are few; an interval that spans zero means the manifest cannot tell the two apart.
+
 Usage (from the repository root):
-    python3 eval/ceiling.py [--bin target/release/impactd] [--manifest eval/real-clips.toml]
-        [--out /tmp/impactd-ceiling] MODEL.onnx...
+    python3 eval/ceiling.py [--bin target/release/impactd] [--manifest eval/real-clips.toml]...
+        [--out /tmp/impactd-ceiling] [--bootstrap 2000] MODEL.onnx...
 """
 
 import argparse
@@ -49,30 +56,60 @@ def score(series, clips):
     return ap, (float(np.mean(rs)) if rs else None)
 
 
+def bootstrap(rows, clips, n, seed=0):
+    """Paired bootstrap over clips of each envelope's (AP, r) minus the first envelope's."""
+    rng = np.random.default_rng(seed)
+    names = list(rows)
+    diffs = {k: [] for k in names[1:]}
+    for _ in range(n):
+        idx = rng.integers(0, len(clips), len(clips))
+        sub = [clips[i] for i in idx]
+        if not any(c["hits"] for c in sub):
+            continue  # no hits, no AP: skip this resample
+        base = score([rows[names[0]][i] for i in idx], sub)
+        for k in names[1:]:
+            ap, r = score([rows[k][i] for i in idx], sub)
+            diffs[k].append((ap - base[0], (r - base[1]) if None not in (r, base[1]) else np.nan))
+    print(f"\npaired bootstrap over clips ({n} resamples), minus {names[0]}:\n")
+    print("| envelope | visual AP diff, 5th-95th pct | ahead on AP | envelope r diff, 5th-95th pct | ahead on r |")
+    print("|---|---|---|---|---|")
+    for k, d in diffs.items():
+        d = np.array(d)
+        cell = []
+        for j in (0, 1):
+            v = d[:, j][~np.isnan(d[:, j])]
+            lo, mid, hi = np.percentile(v, [5, 50, 95])
+            cell += [f"{mid:+.3f} [{lo:+.3f}, {hi:+.3f}]", f"{np.mean(v > 0):.0%}"]
+        print(f"| {k} | " + " | ".join(cell) + " |")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--bin", default="target/release/impactd")
-    ap.add_argument("--manifest", default="eval/real-clips.toml")
+    ap.add_argument("--manifest", action="append",
+                    help="a manifest (repeat to pool several); default eval/real-clips.toml")
     ap.add_argument("--out", type=pathlib.Path, default=pathlib.Path("/tmp/impactd-ceiling"))
+    ap.add_argument("--bootstrap", type=int, default=0, metavar="N",
+                    help="paired bootstrap over clips with N resamples (0: none)")
     ap.add_argument("models", nargs="+")
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
-    man = pathlib.Path(a.manifest)
-    entries = tomllib.loads(man.read_text())["clip"]
     clips, rows = [], {}
-    for e in entries:
-        media = (man.parent / e["media"]).resolve()
-        name = e.get("name", media.stem)
-        clip = {"name": name, "hits": e["hits"]}
-        for m in a.models:
-            pred, obs, raw = envelopes(a.bin, m, str(media), a.out / f"{name}.{pathlib.Path(m).stem}.csv")
-            rows.setdefault(pathlib.Path(m).stem, []).append(pred)
-            clip.update(observed=obs, raw=raw)  # the audio side is the same whatever the model
-        clips.append(clip)
+    for man in map(pathlib.Path, a.manifest or ["eval/real-clips.toml"]):
+        for e in tomllib.loads(man.read_text())["clip"]:
+            media = (man.parent / e["media"]).resolve()
+            name = e.get("name", media.stem)
+            clip = {"name": name, "hits": e["hits"]}
+            for m in a.models:
+                csv = a.out / f"{name}.{pathlib.Path(m).stem}.csv"
+                pred, obs, raw = envelopes(a.bin, m, str(media), csv)
+                rows.setdefault(pathlib.Path(m).stem, []).append(pred)
+                clip.update(observed=obs, raw=raw)  # the audio side is the same whatever the model
+            clips.append(clip)
     rows["audio (observed)"] = [c["observed"] for c in clips]
     rows["audio (observed_raw)"] = [c["raw"] for c in clips]
     pos = [i for i, c in enumerate(clips) if c["hits"]]
-    print(f"{man}: {len(clips)} clips, {len(pos)} with hits ({sum(len(c['hits']) for c in clips)} hits)\n")
+    print(f"{' + '.join(a.manifest or ['eval/real-clips.toml'])}: {len(clips)} clips, {len(pos)} with hits ({sum(len(c['hits']) for c in clips)} hits)\n")
     print("| envelope | visual AP (all) | envelope r (all) | visual AP (clips with hits) | envelope r (clips with hits) |")
     print("|---|---|---|---|---|")
     fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
@@ -80,6 +117,8 @@ def main():
         ap_all, r_all = score(series, clips)
         ap_pos, r_pos = score([series[i] for i in pos], [clips[i] for i in pos])
         print(f"| {k} | {fmt(ap_all)} | {fmt(r_all)} | {fmt(ap_pos)} | {fmt(r_pos)} |")
+    if a.bootstrap:
+        bootstrap(rows, clips, a.bootstrap)
     return 0
 
 

@@ -14,6 +14,7 @@ seen. Its accuracy against human annotations is printed by `--check` (see eval/R
 Usage (from the repository root):
     python3 eval/make_proxy_hits.py --check                     # F1 on the annotated sets
     python3 eval/make_proxy_hits.py --manifest > eval/real-clips.toml
+    python3 eval/make_proxy_hits.py --pool-manifest > eval/pool-holdout.toml
     python3 eval/make_proxy_hits.py FILE...                     # print onset times per file
 
 Needs numpy, scipy and ffmpeg on PATH. Data is read from ../shared/data (never copied).
@@ -249,30 +250,42 @@ def check(tol=0.05, **kw):
     return f
 
 
-def manifest():
-    clips = sorted(glob.glob(os.path.join(DATA, "real-clips", "*.mp4")))
-    print("# Real clips with audio-proxy hit times (NOT human annotations).")
+HEADER = [
+    "hits = onsets of the clip's own audio found by a spectral-flux onset detector that is",
+    "independent of impactd's detector (eval/make_proxy_hits.py; F1 against human",
+    "annotations in eval/README.md). Every percussive sound becomes a 'hit', seen or not.",
+    "Media paths are relative to this file: ../../shared/data is /work/shared/data, read in",
+    "place and not part of the project.",
+]
+
+
+def write_manifest(title, command, clips):
+    """Prints a manifest; `clips` holds (name, media relative to eval/, negative reason or None)."""
+    for line in title.split("\n"):
+        print(f"# {line}")
     print("# Made by, from the repository root:")
-    print("#     python3 eval/make_proxy_hits.py --manifest > eval/real-clips.toml")
-    print("# hits = onsets of the clip's own audio found by a spectral-flux onset detector that is")
-    print("# independent of impactd's detector (eval/make_proxy_hits.py; F1 against human")
-    print("# annotations in eval/README.md). Every percussive sound becomes a 'hit', seen or not.")
-    print("# Media paths are relative to this file: ../../shared/data is /work/shared/data, read in")
-    print("# place and not part of the project.")
-    for path in clips:
-        name = os.path.basename(path)[:-4]
+    print(f"#     {command}")
+    for line in HEADER:
+        print("# " + line)
+    for name, media, negative in clips:
+        path = os.path.normpath(os.path.join(HERE, media))
         print()
         print("[[clip]]")
         print(f'name = "{name}"')
-        print(f'media = "../../shared/data/real-clips/{name}.mp4"')
+        print(f'media = "{media}"')
         print('hits_source = "audio-proxy"')
-        if name in NEGATIVES:
-            pred, _ = detect(path)
-            print(f"# Negative clip ({NEGATIVES[name]}): no impact, so no hits. The proxy")
-            print(f"# detector finds {len(pred)} onsets here; any impact event on it is a false alarm.")
+        pred, _ = detect(path)
+        if negative is not None:
+            head = f"# Negative clip ({negative}): no impact, so no hits. The proxy"
+            if len(head) <= 96:
+                print(head)
+                print(f"# detector finds {len(pred)} onsets here; any impact event on it is a false alarm.")
+            else:
+                print(f"# Negative clip: {negative}.")
+                print(f"# No impact, so no hits. The proxy detector finds {len(pred)} onsets here; any impact")
+                print("# event on it is a false alarm.")
             print("hits = []")
             continue
-        pred, _ = detect(path)
         for line in NOTES.get(name, []):
             print("# " + line)
         body = ", ".join(f"{t:.3f}" for t in pred)
@@ -290,11 +303,52 @@ def manifest():
         print("]")
 
 
+def manifest():
+    clips = sorted(glob.glob(os.path.join(DATA, "real-clips", "*.mp4")))
+    write_manifest(
+        "Real clips with audio-proxy hit times (NOT human annotations).",
+        "python3 eval/make_proxy_hits.py --manifest > eval/real-clips.toml",
+        [(n, f"../../shared/data/real-clips/{n}.mp4", NEGATIVES.get(n))
+         for n in (os.path.basename(c)[:-4] for c in clips)],
+    )
+
+
+# The real-pool clips that models/train/make_model.py never trains on (its real_pool(); keep the
+# two rules the same): clips with visible impacts about the evaluation's subjects, and the
+# validation third of the clips without impacts (crc32 of the file name % 3 == 0).
+EVAL_SUBJECTS = ["drum", "hammer", "dog", "cough", "tennis"]
+
+
+def pool_holdout():
+    import csv
+    import zlib
+
+    clips = []
+    with open(os.path.join(DATA, "real-pool", "manifest.csv")) as f:
+        for row in csv.DictReader(f):
+            text = (row["file"] + " " + row["description"]).lower()
+            media = f"../../shared/data/real-pool/{row['file']}"
+            name = row["file"][:-4]
+            if row["impacts_visible"] == "no" and zlib.crc32(row["file"].encode()) % 3 == 0:
+                clips.append((name, media, row["description"]))
+            elif row["impacts_visible"] == "yes" and any(s in text for s in EVAL_SUBJECTS):
+                clips.append((name, media, None))
+    write_manifest(
+        "Held-out real-pool clips with audio-proxy hit times (NOT human annotations): the ones\n"
+        "models/train/make_model.py never trains on (about the evaluation's subjects, or without\n"
+        "impacts and in its validation third).",
+        "python3 eval/make_proxy_hits.py --pool-manifest > eval/pool-holdout.toml",
+        sorted(clips),
+    )
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("files", nargs="*")
     ap.add_argument("--check", action="store_true", help="F1 against the annotated sets")
     ap.add_argument("--manifest", action="store_true", help="write eval/real-clips.toml to stdout")
+    ap.add_argument("--pool-manifest", action="store_true",
+                    help="write eval/pool-holdout.toml (held-out real-pool clips) to stdout")
     ap.add_argument("--delta", type=float, default=DELTA)
     ap.add_argument("--ratio", type=float, default=RATIO)
     ap.add_argument("--tol", type=float, default=0.05)
@@ -303,10 +357,12 @@ def main():
         check(a.tol, delta=a.delta, ratio=a.ratio)
     if a.manifest:
         manifest()
+    if a.pool_manifest:
+        pool_holdout()
     for f in a.files:
         pred, dur = detect(f, delta=a.delta, ratio=a.ratio)
         print(f"{f}\t{dur:.3f} s\t{len(pred)} onsets\t" + " ".join(f"{t:.3f}" for t in pred))
-    if not (a.check or a.manifest or a.files):
+    if not (a.check or a.manifest or a.pool_manifest or a.files):
         ap.print_help()
         return 2
     return 0
