@@ -17,11 +17,17 @@ use std::process::{Command, Output, Stdio};
 // ---------------------------------------------------------------------------------------------
 // helpers
 
+/// The untrained motion baseline, pinned for the tests that check events against the built-in
+/// scene's ground truth or a toy moving square: its envelope follows the picture exactly, so these
+/// tests check the pipeline, not a trained model's judgement. (The daemon's default is the trained
+/// impact-s1; tests/cli.rs checks that, tests/streaming.rs runs it.)
+const BASELINE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/motion-baseline.onnx");
+
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_impactd"));
     c.current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("RUST_LOG", "warn")
-        .env_remove("IMPACTD_MODEL")
+        .env("IMPACTD_MODEL", BASELINE)
         .env_remove("IMPACTD_FFMPEG")
         .env_remove("IMPACTD_FFPROBE")
         .stdin(Stdio::null());

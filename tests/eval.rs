@@ -96,7 +96,7 @@ fn eval_scores_a_clip_and_its_mismatched_pair() {
     let mpath = dir.path().join("manifest.toml");
     std::fs::write(&mpath, manifest).unwrap();
 
-    let out = Command::new(env!("CARGO_BIN_EXE_impactd"))
+    let out = impactd()
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("RUST_LOG", "warn")
         .args(["eval", mpath.to_str().unwrap(), "--json", "-"])
@@ -143,7 +143,7 @@ fn eval_scores_a_clip_and_its_mismatched_pair() {
     assert!(o["av_discrimination"].as_f64().unwrap() > 0.4, "{o}");
 
     // the table form names every clip and the overall row
-    let out = Command::new(env!("CARGO_BIN_EXE_impactd"))
+    let out = impactd()
         .env("RUST_LOG", "warn")
         .args(["eval", mpath.to_str().unwrap()])
         .output()
@@ -175,7 +175,7 @@ fn bad_manifests_are_refused_with_the_reason() {
     ] {
         let p = dir.path().join("m.toml");
         std::fs::write(&p, text).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_impactd"))
+        let out = impactd()
             .args(["eval", p.to_str().unwrap()])
             .output()
             .unwrap();
@@ -193,7 +193,7 @@ fn bad_manifests_are_refused_with_the_reason() {
         "[[clip]]\nname = \"gone\"\nmedia = \"gone.y4m\"\nhits = []\n",
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_impactd"))
+    let out = impactd()
         .args(["eval", p.to_str().unwrap()])
         .output()
         .unwrap();
@@ -213,7 +213,7 @@ fn realtime_replay_is_paced_like_a_live_stream() {
     );
     write_wav(&dir.path().join("a.wav"), &vec![0.0; 24_000], 16_000);
     let t0 = std::time::Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_impactd"))
+    let out = impactd()
         .env("RUST_LOG", "warn")
         .args([
             "replay",
@@ -232,4 +232,16 @@ fn realtime_replay_is_paced_like_a_live_stream() {
     // 1.5 s of media cannot finish sooner than its last frame is due (a lower bound only: a busy
     // machine may take longer).
     assert!(t0.elapsed().as_secs_f64() >= 1.4, "{:?}", t0.elapsed());
+}
+
+/// The untrained motion baseline, pinned for the tests that check events against the built-in
+/// scene's ground truth or a toy moving square: its envelope follows the picture exactly, so these
+/// tests check the pipeline, not a trained model's judgement. (The daemon's default is the trained
+/// impact-s1; tests/cli.rs checks that, tests/streaming.rs runs it.)
+const BASELINE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/motion-baseline.onnx");
+
+fn impactd() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_impactd"));
+    c.env("IMPACTD_MODEL", BASELINE);
+    c
 }

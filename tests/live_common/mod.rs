@@ -77,11 +77,18 @@ impl NotifySocket {
     }
 }
 
+/// The untrained motion baseline, pinned for the tests that check events against the built-in
+/// scene's ground truth or a toy moving square: its envelope follows the picture exactly, so these
+/// tests check the pipeline, not a trained model's judgement. (The daemon's default is the trained
+/// impact-s1; tests/cli.rs checks that, tests/streaming.rs runs it.)
+pub const BASELINE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/motion-baseline.onnx");
+
 /// `impactd run ARGS` with stdin piped, stdout piped, stderr into `dir/stderr.log`.
 pub fn spawn_run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Child {
     let stderr = std::fs::File::create(dir.join("stderr.log")).unwrap();
     let mut cmd = Command::new(bin());
     cmd.arg("run")
+        .env("IMPACTD_MODEL", BASELINE)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -204,7 +211,11 @@ pub fn y4m_frames_paced(
 
 /// The events of `impactd replay` of the built-in scene (the reference).
 pub fn replay_scene_events() -> Vec<serde_json::Value> {
-    let out = Command::new(bin()).arg("replay").output().unwrap();
+    let out = Command::new(bin())
+        .arg("replay")
+        .env("IMPACTD_MODEL", BASELINE)
+        .output()
+        .unwrap();
     assert!(out.status.success());
     events(&String::from_utf8(out.stdout).unwrap())
 }

@@ -7,6 +7,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+/// The untrained motion baseline, pinned for the tests that check events against the built-in
+/// scene's ground truth or a toy moving square: its envelope follows the picture exactly, so these
+/// tests check the pipeline, not a trained model's judgement. (The daemon's default is the trained
+/// impact-s1; tests/cli.rs checks that, tests/streaming.rs runs it.)
+pub const BASELINE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/motion-baseline.onnx");
+
 /// A running `impactd replay`.
 pub struct Daemon {
     pub child: Child,
@@ -29,6 +35,7 @@ impl Daemon {
     pub fn from_command(mut c: Command) -> Daemon {
         let mut child = c
             .env("RUST_LOG", "info")
+            .env("IMPACTD_MODEL", BASELINE)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
