@@ -519,11 +519,11 @@ impl ServiceConfig {
     }
 }
 
-/// The built-in default model: `IMPACTD_MODEL`, else the first of `./models/`, the install's
-/// share directory and the source tree that exists.
+/// The built-in default model (impact-s1): `IMPACTD_MODEL` (unless empty), else the first of
+/// `./models/`, the install's share directory and the source tree that exists.
 pub fn default_model_path() -> PathBuf {
-    const NAME: &str = "motion-baseline.onnx";
-    if let Some(p) = std::env::var_os("IMPACTD_MODEL") {
+    const NAME: &str = "impact-s1.onnx";
+    if let Some(p) = std::env::var_os("IMPACTD_MODEL").filter(|p| !p.is_empty()) {
         return PathBuf::from(p);
     }
     let mut candidates = vec![PathBuf::from("models").join(NAME)];

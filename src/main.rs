@@ -67,7 +67,7 @@ enum Command {
 /// Model, config and envelope mode: shared by `replay`, `bench` and `eval`.
 #[derive(Args)]
 struct ModelArgs {
-    /// The ONNX model (sidecar .toml beside it); default: config, then the built-in baseline.
+    /// The ONNX model (sidecar .toml beside it); default: config, then the built-in default (models/impact-s1.onnx).
     #[arg(long, value_name = "ONNX")]
     model: Option<PathBuf>,
     /// Config file (TOML); see impactd.example.toml.

@@ -6,11 +6,42 @@ use std::process::{Command, Output};
 
 use impactd::sources::synthetic::{Scene, Truth};
 
+/// The untrained motion baseline, pinned for the tests that check events against the built-in
+/// scene's ground truth or a toy moving square: its envelope follows the picture exactly, so these
+/// tests check the pipeline, not a trained model's judgement. (The daemon's default is the trained
+/// impact-s1; tests/cli.rs checks that, tests/streaming.rs runs it.)
+const BASELINE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/motion-baseline.onnx");
+
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_impactd"));
     c.current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("RUST_LOG", "warn");
+        .env("RUST_LOG", "warn")
+        .env("IMPACTD_MODEL", BASELINE);
     c
+}
+
+/// Without `--model`, `model.path` or `IMPACTD_MODEL` the daemon runs the trained impact-s1
+/// (int8, streaming form, class head), found in the source tree's models/.
+#[test]
+fn the_default_model_is_the_trained_impact_s1() {
+    let out = bin()
+        .env_remove("IMPACTD_MODEL")
+        .env("RUST_LOG", "info")
+        .arg("replay")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("model: impact-s1 v1 (Streaming"), "{err}");
+    let ev = events(&out);
+    let impacts: Vec<_> = ev.iter().filter(|e| e["kind"] == "impact").collect();
+    assert!(!impacts.is_empty(), "{ev:#?}");
+    for e in impacts {
+        assert!(
+            matches!(e["class"].as_str(), Some("hit" | "collision" | "drop")),
+            "an impact of the default model carries its class: {e}"
+        );
+    }
 }
 
 fn root() -> PathBuf {

@@ -47,9 +47,8 @@ def render(s: dict) -> str:
         what += ", float32" if "float" in name else f", int8 {fmt_name}"
         a(f"| `models/{name}` | {what} | {size} |")
     a("| `models/impact-s1.toml`, `models/impact-s1-float.toml` | sidecars (form `streaming`) | |\n")
-    a("`impact-s1.onnx` is the int8 model (`impactd replay --model models/impact-s1.onnx`); it becomes "
-      "the daemon's default (src/config.rs) only once it beats the motion baseline on real clips. The "
-      "float model stays beside it for comparison: `impactd replay --model models/impact-s1-float.onnx`.\n")
+    a("`impact-s1.onnx` is the int8 model and the daemon's default (src/config.rs). The float model "
+      "stays beside it for comparison: `impactd replay --model models/impact-s1-float.onnx`.\n")
     a("## Architecture\n")
     a(f"Streaming form (DESIGN.md): {s['params']['encoder'] + s['params']['head']} parameters.")
     a(f"- **Input**: gray-diff frames (luma minus the previous frame's, /255, /{tr.DIFF_STD}), {tr.IN_W}x{tr.IN_H}, 12 fps.")
