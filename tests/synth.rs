@@ -438,6 +438,14 @@ fn demo_plays_scenes_in_real_time_and_saves_them() {
         "no events; stderr: {}",
         String::from_utf8_lossy(&o.stderr)
     );
+    for line in stdout.lines() {
+        // The event's own line, `scene` appended: field order and rounded values as replay
+        // prints them (not 0.5299999713897705 for an f32 0.53).
+        assert!(line.ends_with(",\"scene\":1}"), "{line}");
+        let conf = line.split("\"confidence\":").nth(1).unwrap();
+        let conf = &conf[..conf.find([',', '}']).unwrap()];
+        assert!(conf.len() <= 5, "confidence printed as {conf}: {line}");
+    }
     for e in &events {
         assert_eq!(e["scene"], 1, "{e}");
         assert!(

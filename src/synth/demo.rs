@@ -46,10 +46,12 @@ struct SceneEvents<'a> {
 
 impl Sink for SceneEvents<'_> {
     fn event(&mut self, event: &Event) -> io::Result<()> {
-        let mut v = serde_json::to_value(event)?;
-        v["scene"] = self.scene.into();
-        let mut line = serde_json::to_vec(&v)?;
-        line.push(b'\n');
+        // The event's own JSON with `"scene":N` appended: going through serde_json::Value would
+        // widen its f32 fields (0.53 -> 0.5299999713897705) and sort its keys.
+        let mut line = serde_json::to_vec(event)?;
+        debug_assert_eq!(line.last(), Some(&b'}'));
+        line.pop();
+        line.extend_from_slice(format!(",\"scene\":{}}}\n", self.scene).as_bytes());
         self.out.write_all(&line)?;
         self.events += 1;
         self.out.flush()
