@@ -91,6 +91,8 @@ def main():
     ap.add_argument("--out", type=pathlib.Path, default=pathlib.Path("/tmp/impactd-ceiling"))
     ap.add_argument("--bootstrap", type=int, default=0, metavar="N",
                     help="paired bootstrap over clips with N resamples (0: none)")
+    ap.add_argument("--hits-only", action="store_true",
+                    help="leave out the clips without hits (negatives) everywhere, bootstrap included")
     ap.add_argument("models", nargs="+")
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
@@ -106,6 +108,10 @@ def main():
                 rows.setdefault(pathlib.Path(m).stem, []).append(pred)
                 clip.update(observed=obs, raw=raw)  # the audio side is the same whatever the model
             clips.append(clip)
+    if a.hits_only:
+        keep = [i for i, c in enumerate(clips) if c["hits"]]
+        clips = [clips[i] for i in keep]
+        rows = {k: [v[i] for i in keep] for k, v in rows.items()}
     rows["audio (observed)"] = [c["observed"] for c in clips]
     rows["audio (observed_raw)"] = [c["raw"] for c in clips]
     pos = [i for i, c in enumerate(clips) if c["hits"]]
