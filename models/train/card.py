@@ -112,6 +112,21 @@ def render(s: dict) -> str:
               f"{f(ev.get('tp', 0) + ev.get('fp', 0) if isinstance(ev, dict) else None)} | {f(cl.get('hits'))} |")
     else:
         a("(../shared/data was not there when the card was made.)")
+    if all("pool" in res[k] for k, _ in kinds if k in res):
+        a("\n### (c) Held-out real-pool clips (eval/pool-holdout.toml: the real-pool clips training "
+          "never sees; audio-proxy hits)\n")
+        a("| model | visual AP | envelope r | event F1 (P / R) | seed score | AV discr. | timing median (s) |")
+        a("|---|---|---|---|---|---|---|")
+        for k, name in kinds:
+            if k in res:
+                a(row(name, res[k]["pool"]["overall"]))
+    if s.get("heldout_text"):
+        a("\n### (b) and (c) together, with a paired bootstrap over clips\n")
+        a("`python3 eval/ceiling.py --bootstrap 2000 --manifest eval/real-clips.toml --manifest "
+          "eval/pool-holdout.toml BASELINE FLOAT SHIPPED` (eval/README.md): visual AP and envelope r "
+          "of every model and of the clips' own audio, then each one's difference from the baseline, "
+          "5th-95th percentile over 2000 resamples of the clips.\n")
+        a(s["heldout_text"].strip())
     a("\n### Real clips without visible impacts (held-out real-pool negatives)\n")
     a("Impact events per minute of replay (they should be `unseen_sound`); target <= 5.\n")
     a("| model | impacts | minutes | per minute |\n|---|---|---|---|")

@@ -18,8 +18,9 @@ From the repository root, with the pinned requirements in a venv (models/train/R
    times them in tract and onnxruntime with `impactd bench`, keeps the faster int8 format that
    loses at most 0.02 envelope r against float;
 6. evaluates float, int8 and the motion baseline through the daemon (`impactd eval`) on the
-   synthetic test set and eval/real-clips.toml, counts impact calls per minute on the held-out
-   real-pool clips without impacts, measures class accuracy on the synthetic test set;
+   synthetic test set, eval/real-clips.toml and eval/pool-holdout.toml (and both together, with
+   a paired bootstrap over clips: eval/ceiling.py), counts impact calls per minute on the
+   held-out real-pool clips without impacts, measures class accuracy on the synthetic test set;
 7. writes models/impact-s1{,-encoder}.onnx (int8), models/impact-s1-float{,-encoder}.onnx,
    their sidecars, and the model card models/impact-s1.md with every number.
 """
@@ -53,6 +54,9 @@ NAME = "impact-s1"
 VERSION = "1"
 SHARED = ROOT.parent / "shared" / "data"
 EVAL_REAL = ROOT / "eval" / "real-clips.toml"
+# the real-pool clips real_pool() never trains on, as a manifest (eval/make_proxy_hits.py
+# --pool-manifest writes it with the same two rules)
+EVAL_POOL = ROOT / "eval" / "pool-holdout.toml"
 BASELINE = ROOT / "models" / "motion-baseline.onnx"
 # subjects of eval/real-clips.toml: real-pool clips about these are never trained on
 EVAL_SUBJECTS = ["drum", "hammer", "dog", "cough", "tennis"]
@@ -503,6 +507,8 @@ def main(argv=None) -> int:
         res[k] = {"synthetic": evaluate(impactd, test_manifest, m, work / f"eval-syn-{k}.json")["overall"]}
         if EVAL_REAL.is_file() and SHARED.is_dir() and not a.no_real:
             res[k]["real"] = evaluate(impactd, EVAL_REAL, m, work / f"eval-real-{k}.json")
+            if EVAL_POOL.is_file():
+                res[k]["pool"] = evaluate(impactd, EVAL_POOL, m, work / f"eval-pool-{k}.json")
         res[k]["negatives"] = negatives_per_minute(impactd, m, roles["val_neg"])
         log(f"{k}: synthetic {json.dumps(res[k]['synthetic'])}")
 
@@ -528,6 +534,18 @@ def main(argv=None) -> int:
                              per_dir=math.ceil(a.class_scenes / len(test_dirs)))
     log(f"class accuracy ({shipped}): {classes}")
     real_cls = real_classes(impactd, models[shipped]) if SHARED.is_dir() and not a.no_real else {}
+    heldout = ""
+    if EVAL_REAL.is_file() and EVAL_POOL.is_file() and SHARED.is_dir() and not a.no_real:
+        # all held-out real clips together, with a paired bootstrap over clips against the baseline
+        # (and the clips with hits alone: the baseline's false peaks on the negatives weigh in
+        # the pooled AP of all clips)
+        for extra, title in (([], ""), (["--hits-only"], "The clips with hits alone (`--hits-only`):\n\n")):
+            r = sh([sys.executable, ROOT / "eval" / "ceiling.py", "--bin", impactd, "--bootstrap", "2000",
+                    "--manifest", EVAL_REAL, "--manifest", EVAL_POOL, "--out", work / "ceiling", *extra,
+                    BASELINE, models["float"], models[shipped]], check=False)
+            log(f"held-out real clips (eval/ceiling.py {' '.join(extra)}): {r.stdout or r.stderr[-300:]}")
+            if r.returncode == 0:
+                heldout += title + r.stdout.strip() + "\n\n"
 
     # 7. ship
     a.out.mkdir(parents=True, exist_ok=True)
@@ -544,7 +562,7 @@ def main(argv=None) -> int:
                k: {kk: vv for kk, vv in v.items() if kk != "text"} for k, v in timings.items()},
                "bench_text": {k: v["text"] for k, v in timings.items()},
                "results": res, "int8_ok": ok, "int8_format": best, "classes": classes,
-               "real_classes": real_cls, "roles": {k: [p.name for p in v] for k, v in roles.items()},
+               "real_classes": real_cls, "heldout_text": heldout, "roles": {k: [p.name for p in v] for k, v in roles.items()},
                "counts": {"train": train_count, "val": len(val_scenes), "calib": len(calib_scenes),
                           "test": per * len(test_dirs),
                           "real_neg": real_neg_n, "real_pos": real_pos_n},
