@@ -87,23 +87,23 @@ def render(s: dict) -> str:
       f"({s['train']['minutes']:.0f} min, 2 threads), 6 scenes x 3 windows per step, half of the "
       "first windows front-padded as at a stream's start.\n")
     a("## Quality (DESIGN.md, \"Measuring quality\")\n")
+    def quality_table(overall):
+        """The DESIGN.md metrics, one row per model; `overall(k)` gives model k's numbers."""
+        a("| model | visual AP | envelope r | event F1 (P / R) | seed score | AV discr. | timing median (s) |")
+        a("|---|---|---|---|---|---|---|")
+        for k, name in kinds:
+            if k in res:
+                a(row(name, overall(k)))
+
     a(f"### (a) Synthetic test set ({c['test']} scenes, 12/15/25/30 fps)\n")
-    a("| model | visual AP | envelope r | event F1 (P / R) | seed score | AV discr. | timing median (s) |")
-    a("|---|---|---|---|---|---|---|")
-    for k, name in kinds:
-        if k in res:
-            a(row(name, res[k]["synthetic"]))
+    quality_table(lambda k: res[k]["synthetic"])
     a("\nTargets: envelope r >= 0.85, visual AP >= 0.9, event F1 >= 0.95.")
     if "float" in res and best:
         d = res["float"]["synthetic"]["envelope_r"] - res[best]["synthetic"]["envelope_r"]
         a(f"int8 ({fmt_name}) loses {d:.4f} envelope r against float (limit 0.02).\n")
     a("### (b) Real clips (eval/real-clips.toml: hits are audio-derived proxies, see eval/README.md)\n")
     if all("real" in res[k] for k, _ in kinds if k in res):
-        a("| model | visual AP | envelope r | event F1 (P / R) | seed score | AV discr. | timing median (s) |")
-        a("|---|---|---|---|---|---|---|")
-        for k, name in kinds:
-            if k in res:
-                a(row(name, res[k]["real"]["overall"]))
+        quality_table(lambda k: res[k]["real"]["overall"])
         a("\nPer clip (shipped model): visual AP, envelope r, impact events / proxy hits\n")
         a("| clip | visual AP | envelope r | impacts | hits |\n|---|---|---|---|---|")
         for cl in res[shipped]["real"]["clips"]:
@@ -115,11 +115,7 @@ def render(s: dict) -> str:
     if all("pool" in res[k] for k, _ in kinds if k in res):
         a("\n### (c) Held-out real-pool clips (eval/pool-holdout.toml: the real-pool clips training "
           "never sees; audio-proxy hits)\n")
-        a("| model | visual AP | envelope r | event F1 (P / R) | seed score | AV discr. | timing median (s) |")
-        a("|---|---|---|---|---|---|---|")
-        for k, name in kinds:
-            if k in res:
-                a(row(name, res[k]["pool"]["overall"]))
+        quality_table(lambda k: res[k]["pool"]["overall"])
     if s.get("heldout_text"):
         a("\n### (b) and (c) together, with a paired bootstrap over clips\n")
         a("`python3 eval/ceiling.py --bootstrap 2000 --manifest eval/real-clips.toml --manifest "
