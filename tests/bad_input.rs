@@ -9,20 +9,13 @@
 //! Unknown config keys and `--hop 0` / `--hop 49` are covered by `tests/cli.rs`.
 
 mod common;
-use common::ffmpeg;
+use common::{BASELINE, ffmpeg};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 // ---------------------------------------------------------------------------------------------
 // helpers
-
-/// The untrained motion baseline, pinned for the tests that check events against the built-in
-/// scene's ground truth or a toy moving square: its envelope follows the picture exactly, so these
-/// tests check the pipeline, not a trained model's judgement. (The daemon's default is the trained
-/// impact-s1; tests/cli.rs checks that and replays the built-in scene with it, tests/ort.rs
-/// compares it between the two runtimes, .ci/aarch64 between the two architectures.)
-const BASELINE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/motion-baseline.onnx");
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_impactd"));

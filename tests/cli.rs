@@ -6,12 +6,8 @@ use std::process::{Command, Output};
 
 use impactd::sources::synthetic::{Scene, Truth};
 
-/// The untrained motion baseline, pinned for the tests that check events against the built-in
-/// scene's ground truth or a toy moving square: its envelope follows the picture exactly, so these
-/// tests check the pipeline, not a trained model's judgement. (The daemon's default is the trained
-/// impact-s1; tests/cli.rs checks that and replays the built-in scene with it, tests/ort.rs
-/// compares it between the two runtimes, .ci/aarch64 between the two architectures.)
-const BASELINE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/motion-baseline.onnx");
+mod common;
+use common::BASELINE;
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_impactd"));

@@ -8,6 +8,9 @@ use std::process::Command;
 use impactd::media::PixelFormat;
 use impactd::sources::synthetic::{Scene, Truth};
 
+mod common;
+use common::BASELINE;
+
 fn write_y4m(path: &Path, frames: impl Iterator<Item = Vec<u8>>, w: u32, h: u32) {
     let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
     writeln!(f, "YUV4MPEG2 W{w} H{h} F30:1 Ip A1:1 C420jpeg").unwrap();
@@ -233,13 +236,6 @@ fn realtime_replay_is_paced_like_a_live_stream() {
     // machine may take longer).
     assert!(t0.elapsed().as_secs_f64() >= 1.4, "{:?}", t0.elapsed());
 }
-
-/// The untrained motion baseline, pinned for the tests that check events against the built-in
-/// scene's ground truth or a toy moving square: its envelope follows the picture exactly, so these
-/// tests check the pipeline, not a trained model's judgement. (The daemon's default is the trained
-/// impact-s1; tests/cli.rs checks that and replays the built-in scene with it, tests/ort.rs
-/// compares it between the two runtimes, .ci/aarch64 between the two architectures.)
-const BASELINE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/motion-baseline.onnx");
 
 fn impactd() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_impactd"));

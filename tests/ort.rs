@@ -15,6 +15,8 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+mod common;
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -45,7 +47,7 @@ fn impactd() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_impactd"));
     c.current_dir(root())
         .env("RUST_LOG", "warn")
-        .env("IMPACTD_MODEL", root().join("models/motion-baseline.onnx"));
+        .env("IMPACTD_MODEL", common::BASELINE);
     c
 }
 

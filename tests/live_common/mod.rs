@@ -77,12 +77,9 @@ impl NotifySocket {
     }
 }
 
-/// The untrained motion baseline, pinned for the tests that check events against the built-in
-/// scene's ground truth or a toy moving square: its envelope follows the picture exactly, so these
-/// tests check the pipeline, not a trained model's judgement. (The daemon's default is the trained
-/// impact-s1; tests/cli.rs checks that and replays the built-in scene with it, tests/ort.rs
-/// compares it between the two runtimes, .ci/aarch64 between the two architectures.)
-pub const BASELINE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/motion-baseline.onnx");
+#[path = "../common/mod.rs"]
+mod common;
+use common::BASELINE;
 
 /// `impactd run ARGS` with stdin piped, stdout piped, stderr into `dir/stderr.log`.
 pub fn spawn_run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Child {

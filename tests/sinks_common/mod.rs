@@ -7,12 +7,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// The untrained motion baseline, pinned for the tests that check events against the built-in
-/// scene's ground truth or a toy moving square: its envelope follows the picture exactly, so these
-/// tests check the pipeline, not a trained model's judgement. (The daemon's default is the trained
-/// impact-s1; tests/cli.rs checks that and replays the built-in scene with it, tests/ort.rs
-/// compares it between the two runtimes, .ci/aarch64 between the two architectures.)
-pub const BASELINE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/motion-baseline.onnx");
+#[path = "../common/mod.rs"]
+mod common;
+use common::BASELINE;
 
 /// A running `impactd replay`.
 pub struct Daemon {
