@@ -32,6 +32,7 @@ impl Broker {
         let dir = tempfile::tempdir().unwrap();
         prepare(dir.path());
         let log = dir.path().join("mosquitto.log");
+        let conf = dir.path().join("mosquitto.conf");
         let mut failures = Vec::new();
         for _ in 0..5 {
             let port = TcpListener::bind("127.0.0.1:0")
@@ -39,7 +40,6 @@ impl Broker {
                 .local_addr()
                 .unwrap()
                 .port();
-            let conf = dir.path().join("mosquitto.conf");
             let _ = std::fs::remove_file(&log);
             std::fs::write(
                 &conf,
