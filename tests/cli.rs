@@ -17,10 +17,22 @@ fn bin() -> Command {
     c
 }
 
-/// Without `--model`, `model.path` or `IMPACTD_MODEL` the daemon runs the trained impact-s1
-/// (int8, streaming form, class head), found in the source tree's models/.
+/// Without `--model`, `model.path` or `IMPACTD_MODEL` (or with it empty) the daemon runs the
+/// trained impact-s1 (int8, streaming form, class head), found in the source tree's models/.
 #[test]
 fn the_default_model_is_the_trained_impact_s1() {
+    let out = bin()
+        .env("IMPACTD_MODEL", "")
+        .env("RUST_LOG", "info")
+        .arg("replay")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "an empty IMPACTD_MODEL is unset: {err}"
+    );
+    assert!(err.contains("model: impact-s1 v1 (Streaming"), "{err}");
     let out = bin()
         .env_remove("IMPACTD_MODEL")
         .env("RUST_LOG", "info")
