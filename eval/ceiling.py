@@ -12,7 +12,11 @@ rules of `impactd eval` (one-to-one, 0.125 s; eval/make_proxy_hits.py `pooled_ap
 - `audio (observed)`: the audio envelope as the daemon scales it (min-max per window), used as
   if a model had predicted it;
 - `audio (observed_raw)`: the smoothed audio level before scaling (what envelope r is
-  measured against; its r is 1 by definition).
+  measured against; its r is 1 by definition);
+- on a manifest of `impactd synth` scenes (a label `scene-N.json` beside each clip's media),
+  `label: visible impacts' sound`: the label's `envelope.impacts.frame-mean`, the clean sound of
+  the visible impacts alone, with no noise and no unseen sounds: what a model that heard
+  exactly what it sees would predict (the training target before its per-window scaling).
 
 on all clips and on the clips with hits only.
 
@@ -29,6 +33,7 @@ Usage (from the repository root):
 """
 
 import argparse
+import json
 import os
 import pathlib
 import subprocess
@@ -42,10 +47,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_proxy_hits import pearson, pooled_ap  # noqa: E402
 
 
-def envelopes(binary, model, media, out):
+def envelopes(binary, model, media, audio, out):
     """The replay's per-frame CSV as columns: predicted, observed, observed_raw."""
-    subprocess.run([binary, "replay", "--model", model, media, "--envelopes", out],
-                   check=True, capture_output=True, env=dict(os.environ, RUST_LOG="error"))
+    cmd = [binary, "replay", "--model", model, media, "--envelopes", out, "--events", os.devnull]
+    if audio:
+        cmd += ["--audio", audio]
+    subprocess.run(cmd, check=True, capture_output=True, env=dict(os.environ, RUST_LOG="error"))
     rows = np.loadtxt(out, delimiter=",", skiprows=1, ndmin=2)
     return rows[:, 2], rows[:, 3], rows[:, 4]
 
@@ -100,13 +107,19 @@ def main():
     for man in map(pathlib.Path, a.manifest or ["eval/real-clips.toml"]):
         for e in tomllib.loads(man.read_text())["clip"]:
             media = (man.parent / e["media"]).resolve()
+            audio = str((man.parent / e["audio"]).resolve()) if "audio" in e else None
             name = e.get("name", media.stem)
             clip = {"name": name, "hits": e["hits"]}
             for m in a.models:
-                csv = a.out / f"{name}.{pathlib.Path(m).stem}.csv"
-                pred, obs, raw = envelopes(a.bin, m, str(media), csv)
+                csv = a.out / f"{man.stem}.{name.replace('/', '_')}.{pathlib.Path(m).stem}.csv"
+                pred, obs, raw = envelopes(a.bin, m, str(media), audio, csv)
                 rows.setdefault(pathlib.Path(m).stem, []).append(pred)
                 clip.update(observed=obs, raw=raw)  # the audio side is the same whatever the model
+            label = media.with_suffix(".json")
+            if label.exists():
+                stem = json.loads(label.read_text())["envelope"]["impacts"]["frame-mean"]
+                n = len(clip["raw"])  # the replay's 12-fps frames; the label has the same grid
+                clip["label"] = np.pad(np.asarray(stem, np.float64)[:n], (0, max(0, n - len(stem))))
             clips.append(clip)
     if a.hits_only:
         keep = [i for i, c in enumerate(clips) if c["hits"]]
@@ -114,6 +127,8 @@ def main():
         rows = {k: [v[i] for i in keep] for k, v in rows.items()}
     rows["audio (observed)"] = [c["observed"] for c in clips]
     rows["audio (observed_raw)"] = [c["raw"] for c in clips]
+    if clips and all("label" in c for c in clips):
+        rows["label: visible impacts' sound"] = [c["label"] for c in clips]
     pos = [i for i, c in enumerate(clips) if c["hits"]]
     print(f"{' + '.join(a.manifest or ['eval/real-clips.toml'])}: {len(clips)} clips, {len(pos)} with hits ({sum(len(c['hits']) for c in clips)} hits)\n")
     print("| envelope | visual AP (all) | envelope r (all) | visual AP (clips with hits) | envelope r (clips with hits) |")
