@@ -102,6 +102,10 @@ def main():
                     help="leave out the clips without hits (negatives) everywhere, bootstrap included")
     ap.add_argument("models", nargs="+")
     a = ap.parse_args()
+    stems = [pathlib.Path(m).stem for m in a.models]
+    if len(set(stems)) != len(stems):
+        ap.error(f"two models share a file name ({', '.join(stems)}): their rows would mix; "
+                 "give each model once, and copy a model to tell two of one name apart")
     a.out.mkdir(parents=True, exist_ok=True)
     clips, rows = [], {}
     for man in map(pathlib.Path, a.manifest or ["eval/real-clips.toml"]):
