@@ -83,7 +83,9 @@ def render(s: dict) -> str:
       f"{len(roles['val_neg'])} clips without impacts (the false-call numbers below), and every "
       "real-pool clip about a subject of eval/real-clips.toml (drums, hammers, dogs, coughs, tennis), "
       "so the real-clip numbers are on unseen material.")
-    a(f"- Training: AdamW, cosine learning rate, {s['train']['steps']} steps "
+    seeded = (f", a {tr.WARMUP_STEPS}-step warm-up, initial weights and every draw from seed {s['seed']} "
+              "(a rerun of the command on the same machine gives the same weights)" if "seed" in s else "")
+    a(f"- Training: AdamW, cosine learning rate{seeded}, {s['train']['steps']} steps "
       f"({s['train']['minutes']:.0f} min, 2 threads), 6 scenes x 3 windows per step, half of the "
       "first windows front-padded as at a stream's start.\n")
     a("## Quality (DESIGN.md, \"Measuring quality\")\n")
@@ -101,6 +103,17 @@ def render(s: dict) -> str:
     if "float" in res and best:
         d = res["float"]["synthetic"]["envelope_r"] - res[best]["synthetic"]["envelope_r"]
         a(f"int8 ({fmt_name}) loses {d:.4f} envelope r against float (limit 0.02).\n")
+    if s.get("synthetic_ceiling_text"):
+        a("What a perfect visual model would score here: `eval/ceiling.py --manifest TEST` scores the "
+          "labels' own `envelope.impacts.frame-mean` (the clean sound of the visible impacts, no "
+          "noise, no unseen sounds) as if a model had predicted it, beside the heard audio "
+          "(`observed`: scaled per window as the daemon compares; `observed_raw`: what envelope r "
+          "is measured against). Envelope r is measured against everything the microphone hears, "
+          "unseen sounds and noise included, and visual AP counts a peak at a visible impact that cannot be "
+          "heard (a dead or muted microphone, a bounce masked by the one before it) as a false "
+          "positive: the manifest's hits are the impacts both visible and audible. The "
+          "last row is about the most a model that sees can score; read the targets against it.\n")
+        a(s["synthetic_ceiling_text"].strip() + "\n")
     a("### (b) Real clips (eval/real-clips.toml: hits are audio-derived proxies, see eval/README.md)\n")
     if all("real" in res[k] for k, _ in kinds if k in res):
         quality_table(lambda k: res[k]["real"]["overall"])

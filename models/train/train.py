@@ -305,26 +305,32 @@ def loss_of(env, logits, wins, class_weight: float = 0.3):
     return env_loss + class_weight * cls_loss, float(env_loss), float(cls_loss)
 
 
-def train(net: ImpactNet, train_scenes: list[dict], val_scenes: list[dict], minutes: float,
+WARMUP_STEPS = 500
+
+
+def train(net: ImpactNet, train_scenes: list[dict], val_scenes: list[dict], steps: int,
           seed: int = 0, scenes_per_step: int = 6, lr: float = 3e-3, log=print,
           poll=lambda: None) -> dict:
-    """Trains for `minutes` of wall time; `poll` is called every 20 steps (the caller's
-    background work)."""
+    """Trains for `steps` optimiser steps; `poll` is called every 20 steps (the caller's
+    background work). The learning rate follows the step count, not the clock (a linear warm-up
+    over WARMUP_STEPS, then a cosine down to 5 %), and every random draw comes from `seed`: the
+    same data, seed, step count and thread count give the same weights however busy the machine
+    is (the caller seeds the initial weights)."""
     import time
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     t0 = time.time()
-    budget = minutes * 60
     step = 0
     hist = []
-    while True:
+    while step < steps:
         elapsed = time.time() - t0
-        if elapsed > budget:
-            break
-        frac = elapsed / budget
+        frac = step / steps
+        # without the warm-up, one seeded start sat at the loss of a constant output for over
+        # 1300 steps (models/train/README.md, run C)
+        warm = min(1.0, (step + 1) / WARMUP_STEPS)
         for g in opt.param_groups:
-            g["lr"] = lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
+            g["lr"] = lr * warm * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
         idx = rng.choice(len(train_scenes), scenes_per_step, replace=False)
         xs, wins = batch_windows(rng, [train_scenes[i] for i in idx], augment=True)
         net.train()
