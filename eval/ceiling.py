@@ -16,7 +16,9 @@ rules of `impactd eval` (one-to-one, 0.125 s; eval/make_proxy_hits.py `pooled_ap
 - on a manifest of `impactd synth` scenes (a label `scene-N.json` beside each clip's media),
   `label: visible impacts' sound`: the label's `envelope.impacts.frame-mean`, the clean sound of
   the visible impacts alone, with no noise and no unseen sounds: what a model that heard
-  exactly what it sees would predict (the training target before its per-window scaling).
+  exactly what it sees would predict (the training target before its per-window scaling),
+  and a last column: each envelope's r against that sound, how well it predicts what can be
+  seen.
 
 on all clips and on the clips with hits only.
 
@@ -57,10 +59,15 @@ def envelopes(binary, model, media, audio, out):
     return rows[:, 2], rows[:, 3], rows[:, 4]
 
 
+def mean_r(series, clips, against="raw"):
+    """Mean per-clip Pearson r of `series` against each clip's `against` envelope."""
+    rs = [r for r in (pearson(s, c[against]) for s, c in zip(series, clips)) if r is not None]
+    return float(np.mean(rs)) if rs else None
+
+
 def score(series, clips):
     ap = pooled_ap([(s, c["hits"]) for s, c in zip(series, clips)])
-    rs = [r for r in (pearson(s, c["raw"]) for s, c in zip(series, clips)) if r is not None]
-    return ap, (float(np.mean(rs)) if rs else None)
+    return ap, mean_r(series, clips)
 
 
 def bootstrap(rows, clips, n, seed=0):
@@ -131,17 +138,20 @@ def main():
         rows = {k: [v[i] for i in keep] for k, v in rows.items()}
     rows["audio (observed)"] = [c["observed"] for c in clips]
     rows["audio (observed_raw)"] = [c["raw"] for c in clips]
-    if clips and all("label" in c for c in clips):
+    if clips and all("label" in c for c in clips):  # impactd synth scenes
         rows["label: visible impacts' sound"] = [c["label"] for c in clips]
     pos = [i for i, c in enumerate(clips) if c["hits"]]
     print(f"{' + '.join(a.manifest or ['eval/real-clips.toml'])}: {len(clips)} clips, {len(pos)} with hits ({sum(len(c['hits']) for c in clips)} hits)\n")
-    print("| envelope | visual AP (all) | envelope r (all) | visual AP (clips with hits) | envelope r (clips with hits) |")
-    print("|---|---|---|---|---|")
+    labelled = bool(clips) and all("label" in c for c in clips)
+    print("| envelope | visual AP (all) | envelope r (all) | visual AP (clips with hits) | envelope r (clips with hits) |"
+          + (" r against the visible impacts' sound (all) |" if labelled else ""))
+    print("|---|---|---|---|---|" + ("---|" if labelled else ""))
     fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
     for k, series in rows.items():
         ap_all, r_all = score(series, clips)
         ap_pos, r_pos = score([series[i] for i in pos], [clips[i] for i in pos])
-        print(f"| {k} | {fmt(ap_all)} | {fmt(r_all)} | {fmt(ap_pos)} | {fmt(r_pos)} |")
+        extra = f" {fmt(mean_r(series, clips, 'label'))} |" if labelled else ""
+        print(f"| {k} | {fmt(ap_all)} | {fmt(r_all)} | {fmt(ap_pos)} | {fmt(r_pos)} |{extra}")
     if a.bootstrap:
         bootstrap(rows, clips, a.bootstrap)
     return 0
