@@ -35,7 +35,7 @@ def render(s: dict) -> str:
     lines = []
     a = lines.append
     a("# impact-s1 — the trained impact model (streaming form, class head)\n")
-    a("Made by one command, from the repository root (about an hour on a 2-core machine):\n")
+    a("Made by one command, from the repository root (about 35 minutes on a 2-core machine):\n")
     a("```\npython3 -m venv /tmp/venv-train && /tmp/venv-train/bin/pip install -r models/train/requirements.txt")
     a("/tmp/venv-train/bin/python models/train/make_model.py --work /tmp/impact-s1\n```\n")
     a(f"This card was written by that command (`{s['command']}`, {s['minutes_total']:.0f} min in all); "

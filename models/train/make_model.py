@@ -361,7 +361,7 @@ def main(argv=None) -> int:
     ap.add_argument("--work", type=pathlib.Path, default=pathlib.Path("/tmp/impact-s1"),
                     help="where data, checkpoints and intermediate files go (not committed)")
     ap.add_argument("--steps", type=int, default=12000,
-                    help="training steps (about 30 min on 2 idle cores; the schedule follows the "
+                    help="training steps (20 to 25 min on 2 cores; the schedule follows the "
                          "steps, so a rerun on the same data gives the same weights)")
     ap.add_argument("--train-count", type=int, default=3000)
     ap.add_argument("--test-count", type=int, default=520, help="test scenes, split over 4 rates")
