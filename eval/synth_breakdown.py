@@ -22,7 +22,6 @@ import collections
 import json
 import os
 import pathlib
-import subprocess
 import sys
 import tomllib
 
@@ -30,18 +29,11 @@ import numpy as np
 
 sys.dont_write_bytecode = True  # no __pycache__ in eval/
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ceiling import envelopes  # noqa: E402
 from make_proxy_hits import local_maxima  # noqa: E402
 
 TOL = 0.125
 FPS = 12.0
-
-
-def predicted(binary, model, media, audio, out):
-    cmd = [binary, "replay", "--model", model, media, "--envelopes", out, "--events", os.devnull]
-    if audio:
-        cmd += ["--audio", audio]
-    subprocess.run(cmd, check=True, capture_output=True, env=dict(os.environ, RUST_LOG="error"))
-    return np.loadtxt(out, delimiter=",", skiprows=1, ndmin=2)[:, 2]
 
 
 def what_is_near(impacts, t):
@@ -71,7 +63,7 @@ def main():
             sys.exit(f"{label}: no label beside {media}: synth_breakdown.py needs an `impactd synth` manifest")
         audio = str((a.manifest.parent / e["audio"]).resolve()) if "audio" in e else None
         csv = a.out / f"{e.get('name', media.stem).replace('/', '_')}.{pathlib.Path(a.model).stem}.csv"
-        pred = predicted(a.bin, a.model, str(media), audio, csv)
+        pred = envelopes(a.bin, a.model, str(media), audio, csv)[0]
         impacts = json.loads(label.read_text())["impacts"]
         pk = [(k / FPS, float(pred[k])) for k in local_maxima(pred)]
         for i in impacts:
