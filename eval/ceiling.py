@@ -138,11 +138,11 @@ def main():
         rows = {k: [v[i] for i in keep] for k, v in rows.items()}
     rows["audio (observed)"] = [c["observed"] for c in clips]
     rows["audio (observed_raw)"] = [c["raw"] for c in clips]
-    if clips and all("label" in c for c in clips):  # impactd synth scenes
+    labelled = bool(clips) and all("label" in c for c in clips)  # impactd synth scenes
+    if labelled:
         rows["label: visible impacts' sound"] = [c["label"] for c in clips]
     pos = [i for i, c in enumerate(clips) if c["hits"]]
     print(f"{' + '.join(a.manifest or ['eval/real-clips.toml'])}: {len(clips)} clips, {len(pos)} with hits ({sum(len(c['hits']) for c in clips)} hits)\n")
-    labelled = bool(clips) and all("label" in c for c in clips)
     print("| envelope | visual AP (all) | envelope r (all) | visual AP (clips with hits) | envelope r (clips with hits) |"
           + (" r against the visible impacts' sound (all) |" if labelled else ""))
     print("|---|---|---|---|---|" + ("---|" if labelled else ""))
