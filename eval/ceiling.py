@@ -10,7 +10,8 @@ rules of `impactd eval` (one-to-one, 0.125 s; eval/make_proxy_hits.py `pooled_ap
 
 - each model's `predicted` envelope;
 - `audio (observed)`: the audio envelope as the daemon scales it (min-max per window), used as
-  if a model had predicted it;
+  if a model had predicted it; the windows follow the hop of the last model listed (1 for a
+  streaming model, 6 for a clip model), so list a model of the form you compare against last;
 - `audio (observed_raw)`: the smoothed audio level before scaling (what envelope r is
   measured against; its r is 1 by definition);
 - on a manifest of `impactd synth` scenes (a label `scene-N.json` beside each clip's media),
@@ -125,7 +126,9 @@ def main():
                 csv = a.out / f"{man.stem}.{name.replace('/', '_')}.{pathlib.Path(m).stem}.csv"
                 pred, obs, raw = envelopes(a.bin, m, str(media), audio, csv)
                 rows.setdefault(pathlib.Path(m).stem, []).append(pred)
-                clip.update(observed=obs, raw=raw)  # the audio side is the same whatever the model
+                # observed_raw is the same whatever the model; observed is scaled per window,
+                # so it follows the model's hop: the last model listed gives it
+                clip.update(observed=obs, raw=raw)
             label = media.with_suffix(".json")
             if label.exists():
                 stem = json.loads(label.read_text())["envelope"]["impacts"]["frame-mean"]
