@@ -10,7 +10,7 @@
 use fastrand::Rng;
 
 use super::physics::{Role, Shape, Trajectory};
-use super::scene::{BackgroundKind, BodyLook, Distractor, Panel, SceneSpec};
+use super::scene::{BackgroundKind, BodyLook, Distractor, Panel, SceneSpec, StickLook};
 
 /// Shake margin of the background (px).
 const MARGIN: usize = 4;
@@ -521,11 +521,27 @@ fn draw_dynamic(c: &mut Canvas, map: &Map, spec: &SceneSpec, traj: &Trajectory, 
         let q = map.px([x, y]);
         match (b.role, b.shape) {
             (Role::Tool, Shape::Circle { r }) => {
-                // A stick: from the tip up and out of the frame.
-                let handle = map.px([x + 0.35, y + 0.6]);
-                c.capsule(q, handle, map.len(r).max(0.7), bl.colour);
-                let hand = map.px([x + 0.35 * 0.75, y + 0.6 * 0.75]);
-                c.disc(hand[0], hand[1], map.len(0.025), |_, _| SKIN);
+                // A stick: from the tip up and out of the frame, gripped by a hand whose arm
+                // comes in from above.
+                let st = bl.stick.unwrap_or(StickLook {
+                    radius: r,
+                    handle: [0.35, 0.6],
+                    grip: 0.75,
+                    skin: SKIN,
+                });
+                let [hx, hy] = st.handle;
+                let grip = [x + hx * st.grip, y + hy * st.grip];
+                let hand = map.px(grip);
+                let shoulder = map.px([grip[0] + hx.signum() * 0.15, grip[1] + 0.6]);
+                c.capsule(hand, shoulder, map.len(0.03), st.skin.map(|v| v * 0.85));
+                c.capsule(
+                    q,
+                    map.px([x + hx, y + hy]),
+                    map.len(st.radius).max(0.7),
+                    bl.colour,
+                );
+                let fist = map.len(0.025).max(map.len(st.radius) * 1.6);
+                c.disc(hand[0], hand[1], fist, |_, _| st.skin);
             }
             (Role::Tool, Shape::Rect { hw, hh }) => {
                 let sk = skin_of(bl);

@@ -128,6 +128,26 @@ pub struct BodyLook {
     pub pattern: u8,
     /// Pattern frequency (cycles per m).
     pub freq: f32,
+    /// How a stick is drawn (a [`Role::Tool`] circle is its tip); `None` for everything else.
+    pub stick: Option<StickLook>,
+}
+
+/// How a held stick looks: it runs from its tip towards `handle` (m, relative to the tip) and on
+/// out of the frame, held by a hand with an arm behind it.
+///
+/// The tip is the physics body (8 mm); the drawn stick is wider. Real footage of sticks is often
+/// close up (a drumstick 5-10 px wide at 160x120) and shows the hand and arm that swing it; a
+/// stick that is a faint 1-2 px line with its hand out of the frame taught the model nothing
+/// about them.
+#[derive(Debug, Clone, Copy)]
+pub struct StickLook {
+    /// Drawn radius (m).
+    pub radius: f64,
+    /// Where the stick points from the tip (m).
+    pub handle: [f64; 2],
+    /// Where the hand grips it, as a share of the way from the tip to `handle`.
+    pub grip: f64,
+    pub skin: [f32; 3],
 }
 
 /// Background kinds.
@@ -359,6 +379,7 @@ impl Builder<'_> {
             },
             pattern,
             freq: uni(self.r, 30.0, 120.0) as f32,
+            stick: None,
         };
         self.spec.look.bodies.push(look);
         self.spec.world.bodies.len() - 1
@@ -611,12 +632,26 @@ impl Builder<'_> {
         );
         stick.role = Role::Tool;
         self.spec.world.bodies.push(stick);
-        let c = pal_colour(self.r, material::get(WOOD).palette, 0.2);
+        // Mostly wooden sticks, some painted or metal ones; held from either side, at any
+        // thickness from a pencil's to a mallet's handle.
+        let c = if self.r.f64() < 0.6 {
+            pal_colour(self.r, material::get(WOOD).palette, 0.2)
+        } else {
+            colour(self.r)
+        };
+        let side = if self.r.bool() { 1.0 } else { -1.0 };
+        let look = StickLook {
+            radius: uni(self.r, 0.006, 0.02),
+            handle: [side * uni(self.r, 0.1, 0.45), uni(self.r, 0.45, 0.65)],
+            grip: uni(self.r, 0.3, 0.8),
+            skin: skin(self.r),
+        };
         self.spec.look.bodies.push(BodyLook {
             colour: c,
             colour2: c,
             pattern: 0,
             freq: 0.0,
+            stick: Some(look),
         });
         let ti = self.spec.world.bodies.len() - 1;
         if on_object {
@@ -628,6 +663,10 @@ impl Builder<'_> {
             self.add_body(shape, m, [ox, l.y + hh], s);
             let speed = uni(self.r, 0.6, 2.0);
             let dir = if self.r.bool() { 1.0 } else { -1.0 };
+            // Swung from behind: the stick trails the way it moves.
+            if let Some(st) = self.spec.look.bodies[ti].stick.as_mut() {
+                st.handle[0] = -dir * st.handle[0].abs();
+            }
             let y = l.y + hh;
             let contact = [ox - dir * (hw + tip_r), y];
             let start = [contact[0] - dir * 0.15, y];
@@ -793,6 +832,7 @@ impl Builder<'_> {
             colour2: skin,
             pattern: 0,
             freq: 0.0,
+            stick: None,
         });
     }
 
@@ -1156,6 +1196,41 @@ mod tests {
             }
         }
         assert!(walls > 50, "{walls}");
+    }
+
+    #[test]
+    fn sticks_are_drawn_wider_than_their_tip_and_held_from_either_side() {
+        let (mut left, mut right, mut sticks) = (0, 0, 0);
+        for seed in 0..100 {
+            let s = build(seed, &menu(&["stick_hit"]));
+            for (b, l) in s.world.bodies.iter().zip(&s.look.bodies) {
+                let is_stick = b.role == Role::Tool && matches!(b.shape, Shape::Circle { .. });
+                assert_eq!(is_stick, l.stick.is_some(), "seed {seed}: {}", b.name);
+                let (Shape::Circle { r }, Some(st)) = (b.shape, l.stick) else {
+                    continue;
+                };
+                sticks += 1;
+                assert!(
+                    (0.75 * r..=0.02).contains(&st.radius),
+                    "seed {seed}: {st:?}"
+                );
+                assert!(
+                    st.handle[1] > 0.4,
+                    "seed {seed}: the stick leaves the frame upwards"
+                );
+                assert!((0.3..=0.8).contains(&st.grip), "seed {seed}: {st:?}");
+                if st.handle[0] < 0.0 {
+                    left += 1;
+                } else {
+                    right += 1;
+                }
+            }
+        }
+        assert!(sticks >= 100, "{sticks} sticks");
+        assert!(
+            left > sticks / 4 && right > sticks / 4,
+            "{left} from the left, {right} from the right"
+        );
     }
 
     #[test]
