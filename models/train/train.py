@@ -192,6 +192,9 @@ class Encoder(nn.Module):
         self.convs = nn.ModuleList([
             nn.Conv2d(1, 16, 4, 4), nn.Conv2d(16, 32, 3, 2), nn.Conv2d(32, 32, 3, 2)])
         self.fc = nn.Linear(32 * 3 * 4, FEATURES)
+        # the linear layer's input and output: fake-quantised during quantisation-aware
+        # fine-tuning (enable_qat), identities otherwise (no weights, nothing in the ONNX)
+        self.fc_in, self.fc_out = nn.Identity(), nn.Identity()
 
     def forward(self, x):
         for c in self.convs:
@@ -199,7 +202,7 @@ class Encoder(nn.Module):
         # x @ W^T + b rather than nn.Linear's call: ONNX MatMul + Add, which both int8 formats
         # quantise to standard ops (QOperator would turn a Gemm into com.microsoft's QGemm,
         # which tract does not run)
-        return F.relu(x.flatten(1) @ self.fc.weight.t() + self.fc.bias)
+        return F.relu(self.fc_out(self.fc_in(x.flatten(1)) @ self.fc.weight.t()) + self.fc.bias)
 
 
 class Head(nn.Module):
@@ -368,6 +371,91 @@ def validate(net: ImpactNet, scenes: list[dict]) -> str:
             acc += int((logits[j].argmax(-1).numpy()[sel] == w[4][sel]).sum())
             n += int(sel.sum())
     return f"window r {np.mean(rs):.3f}, frame class acc {acc / max(1, n):.3f}"
+
+
+# ------------------------------------------------------------------------------------------
+# Quantisation-aware fine-tuning
+# ------------------------------------------------------------------------------------------
+
+class FakeQuant(nn.Module):
+    """An activation as onnxruntime's static int8 quantisation will carry it (QUInt8, one scale
+    and zero point per tensor, a range that always holds 0), rounded in the forward pass and
+    passed straight through in the backward pass. The range is the first batch's min/max, then
+    a moving average of the batches' while training, fixed in eval mode."""
+
+    def __init__(self, momentum: float = 0.01):
+        super().__init__()
+        self.momentum = momentum
+        self.register_buffer("lo", torch.tensor(float("nan")))
+        self.register_buffer("hi", torch.tensor(float("nan")))
+
+    def forward(self, x):
+        fresh = bool(torch.isnan(self.lo))
+        if self.training or fresh:
+            lo, hi = x.detach().min().clamp(max=0), x.detach().max().clamp(min=0)
+            if fresh:
+                self.lo.copy_(lo)
+                self.hi.copy_(hi)
+            else:
+                self.lo.lerp_(lo, self.momentum)
+                self.hi.lerp_(hi, self.momentum)
+        scale = max(float(self.hi - self.lo) / 255, 1e-8)
+        zero = min(255, max(0, round(-float(self.lo) / scale)))
+        return torch.fake_quantize_per_tensor_affine(x, scale, zero, 0, 255)
+
+
+class FakeQuantWeight(nn.Module):
+    """A weight as quantise() stores it: QInt8, symmetric, one scale per tensor (max |w| / 127)."""
+
+    def forward(self, w):
+        scale = max(float(w.detach().abs().max()) / 127, 1e-8)
+        return torch.fake_quantize_per_tensor_affine(w, scale, 0, -127, 127)
+
+
+def enable_qat(net: ImpactNet) -> list:
+    """Fake-quantises what quantise() will quantise: every convolution's input, weight and
+    output, and the encoder's matrix product. Returns the hook handles for disable_qat."""
+    from torch.nn.utils import parametrize
+    handles = []
+    for m in net.modules():
+        if isinstance(m, (nn.Conv1d, nn.Conv2d)):
+            m.qat_in, m.qat_out = FakeQuant(), FakeQuant()
+            handles.append(m.register_forward_pre_hook(lambda mod, args: (mod.qat_in(args[0]),)))
+            handles.append(m.register_forward_hook(lambda mod, args, out: mod.qat_out(out)))
+            parametrize.register_parametrization(m, "weight", FakeQuantWeight())
+    enc = net.encoder
+    enc.fc_in, enc.fc_out = FakeQuant(), FakeQuant()
+    parametrize.register_parametrization(enc.fc, "weight", FakeQuantWeight())
+    return handles
+
+
+def disable_qat(net: ImpactNet, handles: list) -> None:
+    """Back to the plain float network (its latent float weights), as export() wants it."""
+    from torch.nn.utils import parametrize
+    for h in handles:
+        h.remove()
+    for m in net.modules():
+        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)) and parametrize.is_parametrized(m):
+            parametrize.remove_parametrizations(m, "weight", leave_parametrized=False)
+        for k in ("qat_in", "qat_out"):
+            if hasattr(m, k):
+                delattr(m, k)
+    net.encoder.fc_in, net.encoder.fc_out = nn.Identity(), nn.Identity()
+
+
+def qat_finetune(net: ImpactNet, train_scenes: list[dict], val_scenes: list[dict], steps: int,
+                 seed: int, lr: float, log=print) -> dict:
+    """Fine-tunes the trained float network for `steps` with int8 rounding in its forward pass,
+    so that the int8 model quantise() makes from it loses less against it. The result is again
+    a float network (the int8 model is made from it as from any other), with the same seeded
+    schedule as train()."""
+    handles = enable_qat(net)
+    try:
+        log(f"quantisation-aware fine-tuning: {steps} steps at lr {lr:g}")
+        info = train(net, train_scenes, val_scenes, steps, seed=seed, lr=lr, log=log)
+    finally:
+        disable_qat(net, handles)
+    return info
 
 
 # ------------------------------------------------------------------------------------------
