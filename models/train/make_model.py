@@ -373,7 +373,7 @@ def main(argv=None) -> int:
                     help="load WORK/impact-s1.pt instead of training (re-export and re-evaluate)")
     ap.add_argument("--init-weights", type=pathlib.Path,
                     help="start training from these weights (a continued run)")
-    ap.add_argument("--qat-steps", type=int, default=0,
+    ap.add_argument("--qat-steps", type=int, default=1500,
                     help="quantisation-aware fine-tuning steps after training (train.qat_finetune)")
     ap.add_argument("--qat-lr", type=float, default=3e-4, help="its peak learning rate")
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
@@ -386,6 +386,11 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=pathlib.Path, default=ROOT / "models",
                     help="where the shipped files and the card go")
     a = ap.parse_args(argv)
+    try:  # eval/ceiling.py (step 6) needs it; find out now, not after the training
+        import scipy.ndimage  # noqa: F401
+    except ImportError as e:
+        raise SystemExit(f"{e}: eval/ceiling.py needs scipy "
+                         "(pip install -r models/train/requirements.txt)")
     torch.set_num_threads(a.threads)
     work = a.work
     work.mkdir(parents=True, exist_ok=True)
