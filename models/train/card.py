@@ -87,7 +87,8 @@ def render(s: dict) -> str:
               "(a rerun of the command on the same machine gives the same weights)" if "seed" in s else "")
     a(f"- Training: AdamW, cosine learning rate{seeded}, {s['train']['steps']} steps "
       f"({s['train']['minutes']:.0f} min, 2 threads), 6 scenes x 3 windows per step, half of the "
-      "first windows front-padded as at a stream's start.\n")
+      "first windows front-padded as at a stream's start." +
+      ("" if s["train"].get("qat_steps") else "\n"))  # the section's blank line comes last
     if s["train"].get("qat_steps"):
         a(f"- Quantisation-aware fine-tuning (`train.qat_finetune`): {s['train']['qat_steps']} more "
           f"steps ({s['train']['qat_minutes']:.0f} min) at a peak learning rate of "
