@@ -87,15 +87,15 @@ def render(s: dict) -> str:
               "(a rerun of the command on the same machine gives the same weights)" if "seed" in s else "")
     a(f"- Training: AdamW, cosine learning rate{seeded}, {s['train']['steps']} steps "
       f"({s['train']['minutes']:.0f} min, 2 threads), 6 scenes x 3 windows per step, half of the "
-      "first windows front-padded as at a stream's start." +
-      ("" if s["train"].get("qat_steps") else "\n"))  # the section's blank line comes last
+      "first windows front-padded as at a stream's start.")
     if s["train"].get("qat_steps"):
         a(f"- Quantisation-aware fine-tuning (`train.qat_finetune`): {s['train']['qat_steps']} more "
           f"steps ({s['train']['qat_minutes']:.0f} min) at a peak learning rate of "
           f"{s['train']['qat_lr']:g}, with every convolution's and the matrix product's input, "
           "weight and output rounded to int8 as the quantiser will round them (straight-through "
           "gradients). The float model below is this fine-tuned network, so float and int8 are "
-          "compared like for like.\n")
+          "compared like for like.")
+    a("")
     a("## Quality (DESIGN.md, \"Measuring quality\")\n")
     def quality_table(overall):
         """The DESIGN.md metrics, one row per model; `overall(k)` gives model k's numbers."""

@@ -419,9 +419,10 @@ def main(argv=None) -> int:
     test_proc = next_test_job()
 
     log("loading scenes")
-    # --reuse-weights needs no training data: only the validation part and calibration
+    # --reuse-weights without fine-tuning needs no training data: only the validation part and
+    # calibration (--qat-steps fine-tunes on the training data)
     train_paths = sorted((data / "train").glob("*.json"))[: a.train_count]
-    light = a.reuse_weights and not a.qat_steps  # fine-tuning needs the training data
+    light = a.reuse_weights and not a.qat_steps
     if light:
         rng0 = np.random.default_rng(a.seed)
         keep = set(rng0.permutation(len(train_paths))[: max(16, len(train_paths) // 20)].tolist())
