@@ -315,6 +315,19 @@ def class_accuracy(impactd, model, test_dirs: list[pathlib.Path], per_dir: int =
             "scenes": sum(min(per_dir, len(list(d.glob("*.json")))) for d in test_dirs)}
 
 
+def heldout_negatives(roles: dict) -> list[pathlib.Path]:
+    """Every held-out clip without visible impacts: the real-pool ones training never sees and
+    the negative clips of eval/real-clips.toml (no hits: barking, coughing)."""
+    import tomllib
+    out = list(roles["val_neg"])
+    if EVAL_REAL.is_file():
+        for c in tomllib.loads(EVAL_REAL.read_text())["clip"]:
+            media = (EVAL_REAL.parent / c["media"]).resolve()
+            if not c.get("hits") and media.is_file():
+                out.append(media)
+    return out
+
+
 def negatives_per_minute(impactd, model, clips: list[pathlib.Path]) -> dict:
     per = {}
     for c in clips:
@@ -376,6 +389,10 @@ def main(argv=None) -> int:
     ap.add_argument("--qat-steps", type=int, default=1500,
                     help="quantisation-aware fine-tuning steps after training (train.qat_finetune)")
     ap.add_argument("--qat-lr", type=float, default=3e-4, help="its peak learning rate")
+    ap.add_argument("--class-tau", type=float, default=1.0,
+                    help="logit adjustment of the class head after training: subtract TAU * "
+                         "log(class share of the training impacts) from its bias "
+                         "(train.adjust_class_logits; 0: off)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     ap.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (cosine schedule)")
     ap.add_argument("--real-share", type=float, default=0.25,
@@ -491,6 +508,15 @@ def main(argv=None) -> int:
         log(f"fine-tuned {qinfo['steps']} steps in {qinfo['minutes']:.1f} min; validation: "
             f"{tr.validate(net, val_scenes)}")
         torch.save(net.state_dict(), work / f"{NAME}-qat.pt")
+    # the class head learns the training scenes' class mix (few hits): logit adjustment makes its
+    # argmax right about equally often on every class (train.adjust_class_logits)
+    prior = tr.class_prior([json.loads(train_paths[i].read_text()) for i in order[n_val:]])
+    before = tr.class_recall(net, val_scenes)
+    tr.adjust_class_logits(net, prior, a.class_tau)
+    after = tr.class_recall(net, val_scenes)
+    class_adjust = {"tau": a.class_tau, "prior": dict(zip(tr.CLASSES, prior.tolist())),
+                    "validation_before": before, "validation_after": after}
+    log(f"class logit adjustment: {json.dumps(class_adjust)}")
     while test_proc is not None:
         test_proc.wait()
         if test_proc.returncode != 0:
@@ -536,7 +562,7 @@ def main(argv=None) -> int:
             res[k]["real"] = evaluate(impactd, EVAL_REAL, m, work / f"eval-real-{k}.json")
             if EVAL_POOL.is_file():
                 res[k]["pool"] = evaluate(impactd, EVAL_POOL, m, work / f"eval-pool-{k}.json")
-        res[k]["negatives"] = negatives_per_minute(impactd, m, roles["val_neg"])
+        res[k]["negatives"] = negatives_per_minute(impactd, m, heldout_negatives(roles))
         log(f"{k}: synthetic {json.dumps(res[k]['synthetic'])}")
 
     from concurrent.futures import ThreadPoolExecutor
@@ -596,7 +622,7 @@ def main(argv=None) -> int:
                k: {kk: vv for kk, vv in v.items() if kk != "text"} for k, v in timings.items()},
                "bench_text": {k: v["text"] for k, v in timings.items()},
                "results": res, "int8_ok": ok, "int8_format": best, "classes": classes,
-               "real_classes": real_cls, "heldout_text": heldout,
+               "real_classes": real_cls, "class_adjust": class_adjust, "heldout_text": heldout,
                "synthetic_ceiling_text": syn_ceiling, "roles": {k: [p.name for p in v] for k, v in roles.items()},
                "counts": {"train": train_count, "val": len(val_scenes), "calib": len(calib_scenes),
                           "test": per * len(test_dirs),
