@@ -21,7 +21,6 @@ import json
 import pathlib
 import sys
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
@@ -43,9 +42,7 @@ def main(argv=None) -> int:
     paths = sorted((a.work / "synth" / "train").glob("*.json"))[: a.train_count]
     if not paths:
         raise SystemExit(f"{a.work}/synth/train: no scenes")
-    # the split of make_model.py: the same seeded permutation, the first 5 % for validation
-    order = np.random.default_rng(a.seed).permutation(len(paths))
-    n_val = max(16, len(paths) // 20)
+    order, n_val = mm.validation_split(len(paths), a.seed)
     prior = tr.class_prior([json.loads(paths[i].read_text()) for i in order[n_val:]])
     val = [tr.load_scene(paths[i]) for i in order[:n_val]]
     net = tr.ImpactNet()

@@ -315,6 +315,13 @@ def class_accuracy(impactd, model, test_dirs: list[pathlib.Path], per_dir: int =
             "scenes": sum(min(per_dir, len(list(d.glob("*.json")))) for d in test_dirs)}
 
 
+def validation_split(n: int, seed: int) -> tuple[np.ndarray, int]:
+    """The seeded split of the n training scenes (sorted by name): a permutation whose first
+    n_val entries are the validation scenes, never trained on, and the rest the training ones.
+    class_tau.py rebuilds the split of a finished run with it."""
+    return np.random.default_rng(seed).permutation(n), max(16, n // 20)
+
+
 def heldout_negatives(roles: dict) -> list[pathlib.Path]:
     """Every held-out clip without visible impacts: the real-pool ones training never sees and
     the negative clips of eval/real-clips.toml (no hits: barking, coughing)."""
@@ -440,14 +447,11 @@ def main(argv=None) -> int:
     # calibration (--qat-steps fine-tunes on the training data)
     train_paths = sorted((data / "train").glob("*.json"))[: a.train_count]
     light = a.reuse_weights and not a.qat_steps
+    order, n_val = validation_split(len(train_paths), a.seed)
     if light:
-        rng0 = np.random.default_rng(a.seed)
-        keep = set(rng0.permutation(len(train_paths))[: max(16, len(train_paths) // 20)].tolist())
+        keep = set(order[:n_val].tolist())
     train_scenes = (load_dir(data / "train", a.train_count) if not light else
                     [tr.load_scene(p) if i in keep else None for i, p in enumerate(train_paths)])
-    rng = np.random.default_rng(a.seed)
-    order = rng.permutation(len(train_scenes))
-    n_val = max(16, len(train_scenes) // 20)
     val_scenes = [train_scenes[i] for i in order[:n_val]]
     train_scenes = [train_scenes[i] for i in order[n_val:]]
     calib_scenes = load_dir(data / "calib")
