@@ -55,7 +55,9 @@ def envelopes(binary, model, media, audio, out):
     cmd = [binary, "replay", "--model", model, media, "--envelopes", out, "--events", os.devnull]
     if audio:
         cmd += ["--audio", audio]
-    subprocess.run(cmd, check=True, capture_output=True, env=dict(os.environ, RUST_LOG="error"))
+    r = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, RUST_LOG="error"))
+    if r.returncode != 0:
+        sys.exit(f"impactd replay {media} --model {model} failed: {r.stderr.strip()[-400:]}")
     rows = np.loadtxt(out, delimiter=",", skiprows=1, ndmin=2)
     return rows[:, 2], rows[:, 3], rows[:, 4]
 

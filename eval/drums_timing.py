@@ -35,7 +35,7 @@ import numpy as np
 
 sys.dont_write_bytecode = True  # no __pycache__ in eval/
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_proxy_hits import DATA, greedy_match, load_annotations, prf  # noqa: E402
+from make_proxy_hits import DATA, duration, greedy_match, load_annotations, prf  # noqa: E402
 
 ISOLATED_S = 0.150
 
@@ -48,12 +48,6 @@ def sets():
     out.append(("madmom-sample", os.path.join(DATA, "onsets", "sample.wav"),
                 os.path.join(DATA, "onsets", "sample.onsets")))
     return out
-
-
-def duration(path):
-    out = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of",
-                          "csv=p=0", path], check=True, capture_output=True, text=True).stdout
-    return float(out.strip())
 
 
 def run(binary, wav, work, name, config=None):

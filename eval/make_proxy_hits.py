@@ -126,6 +126,23 @@ def detect(path, **kw):
     return pick_onsets(flux, rms, **kw), len(x) / RATE
 
 
+# --- small helpers the eval scripts share ---
+
+def duration(path):
+    """A media file's length in seconds (ffprobe)."""
+    out = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of",
+                          "csv=p=0", path], check=True, capture_output=True, text=True).stdout
+    return float(out.strip())
+
+
+def float_list(text):
+    """argparse type: numbers separated by commas ("0.3,0.5")."""
+    try:
+        return [float(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected numbers separated by commas") from None
+
+
 # --- matching (the same rule as impactd's eval: one-to-one, globally closest pair first) ---
 
 def greedy_match(pred, truth, tol):

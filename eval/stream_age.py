@@ -19,7 +19,7 @@ Usage (from the repository root):
 """
 
 import argparse
-import csv
+import bisect
 import os
 import pathlib
 import statistics
@@ -29,18 +29,11 @@ import tempfile
 import tomllib
 
 sys.dont_write_bytecode = True  # no __pycache__ in eval/
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ceiling import envelopes  # noqa: E402
+from make_proxy_hits import float_list  # noqa: E402
 
 FPS = 12.0
-
-
-def predicted(bin_: str, model: pathlib.Path, media: pathlib.Path, csv_path: pathlib.Path) -> list[float]:
-    """The predicted envelope of one replay, one value per 12-fps frame."""
-    r = subprocess.run([bin_, "replay", media, "--model", model, "--envelopes", csv_path, "--events", os.devnull],
-                       capture_output=True, text=True, env=dict(os.environ, RUST_LOG="error"))
-    if r.returncode != 0:
-        sys.exit(f"impactd replay {media} --model {model} failed: {r.stderr.strip()[-400:]}")
-    with open(csv_path, newline="") as f:
-        return [float(row["predicted"]) for row in csv.DictReader(f)]
 
 
 def peak_at(pred: list[float], t: float) -> float | None:
@@ -63,17 +56,15 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--bin", default="target/release/impactd")
     ap.add_argument("--manifest", action="append", type=pathlib.Path, required=True)
-    ap.add_argument("--bins", default="0,2,4", help="group edges in seconds since the stream started")
+    ap.add_argument("--bins", type=float_list, default="0,2,4",
+                    help="group edges in seconds since the stream started")
     ap.add_argument("--threshold", type=float, default=0.5)
     ap.add_argument("--restart", type=float, help="also replay each clip from this many seconds in")
     ap.add_argument("models", nargs="+", type=pathlib.Path)
     a = ap.parse_args()
-    try:
-        edges = [float(x) for x in a.bins.split(",")]
-    except ValueError:
-        ap.error(f"--bins {a.bins!r}: expected numbers separated by commas")
-    if edges != sorted(edges) or not edges:
-        ap.error(f"--bins {a.bins!r}: expected increasing numbers")
+    edges = a.bins
+    if edges != sorted(edges):
+        ap.error(f"--bins {','.join(f'{e:g}' for e in edges)}: expected increasing numbers")
     clips = []
     for m in a.manifest:
         if not m.is_file():
@@ -84,11 +75,9 @@ def main() -> int:
     labels = [f"{lo:g}-{hi:g} s" for lo, hi in zip(edges, edges[1:])] + [f"{edges[-1]:g} s and later"]
 
     def group(t: float) -> int | None:
-        g = None
-        for i, lo in enumerate(edges):
-            if t >= lo:
-                g = i
-        return g
+        """Index of the last edge at or before t; None before the first."""
+        i = bisect.bisect_right(edges, t) - 1
+        return i if i >= 0 else None
 
     print(f"{len(clips)} clips with hits; peak = largest predicted value within one frame of a hit; "
           f"threshold {a.threshold:g}\n")
@@ -110,13 +99,13 @@ def main() -> int:
             groups = [[] for _ in edges]
             late_full, late_cut = [], []
             for name, media, hits in clips:
-                pred = predicted(a.bin, model, media, tmp / "env.csv")
+                pred = envelopes(a.bin, model, media, None, tmp / "env.csv")[0]
                 for t in hits:
                     p, g = peak_at(pred, t), group(t)
                     if p is not None and g is not None:
                         groups[g].append(p)
                 if name in cut:
-                    pc = predicted(a.bin, model, cut[name], tmp / "env.csv")
+                    pc = envelopes(a.bin, model, cut[name], None, tmp / "env.csv")[0]
                     for t in hits:
                         if t >= a.restart + 1 / FPS:
                             p, q = peak_at(pred, t), peak_at(pc, t - a.restart)

@@ -30,12 +30,8 @@ import tempfile
 import tomllib
 
 sys.dont_write_bytecode = True  # no __pycache__ in eval/
-
-
-def duration_s(media: pathlib.Path) -> float:
-    r = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0",
-                        media], check=True, capture_output=True, text=True)
-    return float(r.stdout.strip())
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_proxy_hits import duration, float_list  # noqa: E402
 
 
 def negatives(manifest: pathlib.Path) -> dict[str, float]:
@@ -44,7 +40,7 @@ def negatives(manifest: pathlib.Path) -> dict[str, float]:
     for c in tomllib.loads(manifest.read_text())["clip"]:
         if not c.get("hits"):
             media = manifest.parent / c["media"]
-            out[c.get("name", pathlib.Path(c["media"]).stem)] = duration_s(media)
+            out[c.get("name", pathlib.Path(c["media"]).stem)] = duration(media)
     return out
 
 
@@ -52,14 +48,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--bin", default="target/release/impactd")
     ap.add_argument("--manifest", action="append", type=pathlib.Path, required=True)
-    ap.add_argument("--thresholds", default="0.3,0.4,0.5,0.6",
+    ap.add_argument("--thresholds", type=float_list, default="0.3,0.4,0.5,0.6",
                     help="comma-separated detector.visual_threshold values")
     ap.add_argument("models", nargs="+", type=pathlib.Path)
     a = ap.parse_args()
-    try:
-        thresholds = [float(t) for t in a.thresholds.split(",")]
-    except ValueError:
-        ap.error(f"--thresholds {a.thresholds!r}: expected numbers separated by commas")
     for m in a.manifest:
         if not m.is_file():
             ap.error(f"manifest {m}: no such file")
@@ -73,7 +65,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="impactd-threshold-") as tmp:
         tmp = pathlib.Path(tmp)
         for model in a.models:
-            for t in thresholds:
+            for t in a.thresholds:
                 cfg = tmp / f"t{t}.toml"
                 cfg.write_text(f"[detector]\nvisual_threshold = {t}\n")
                 tp = fp = fn = nfp = 0
