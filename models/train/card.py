@@ -65,11 +65,18 @@ def render(s: dict) -> str:
       f"after each -> flatten 32x3x4 -> linear -> ReLU -> {tr.FEATURES} features. The stem and the "
       "missing padding follow the arm branch's tract measurements (a 3x3 convolution on one input "
       "channel is tract's worst matmul shape; each padded convolution costs tract a Pad op).")
-    a(f"- **Head** (once per window, {s['params']['head']} parameters): over the last 48 feature vectors, a "
-      "causal kernel-3 1-D convolution and four causal residual 1-D convolutions, dilations 1, 2, "
-      "4, 8 (32 frames of context; no look-ahead, so a frame is final as soon as the window ending "
-      "on it has run: `lookahead_frames = 0` in the sidecar, for event latency), 48 "
-      "channels -> envelope [1, 48] (sigmoid) and class logits [1, 48, 3] per frame (hit, collision, drop).\n")
+    if s.get("lookahead", 0):
+        first = ("a kernel-3 1-D convolution over the frame, the one before it and the one after it "
+                 "(`lookahead_frames = 1` in the sidecar: a frame's value is final when the window "
+                 "ending one frame later has run, 83 ms; it sees the image taken after an impact "
+                 "that falls in the second half of its frame's audio interval)")
+    else:
+        first = ("a causal kernel-3 1-D convolution (no look-ahead, so a frame is final as soon as "
+                 "the window ending on it has run: `lookahead_frames = 0` in the sidecar)")
+    a(f"- **Head** (once per window, {s['params']['head']} parameters): over the last 48 feature vectors, "
+      f"{first} and four causal residual 1-D convolutions, dilations 1, 2, 4, 8 (32 frames of "
+      "context), 48 channels -> envelope [1, 48] (sigmoid) and class logits [1, 48, 3] per frame "
+      "(hit, collision, drop).\n")
     a("## Data\n")
     a(f"- Synthetic scenes from **{s['generator']}**, 8 s, 160x120: {c['train']} for training "
       f"(12 fps, seeds from 1000), {c['val']} of them held out for validation during training, "

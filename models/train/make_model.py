@@ -39,7 +39,6 @@ import math
 import os
 import pathlib
 import shutil
-import statistics
 import subprocess
 import sys
 import time
@@ -186,7 +185,7 @@ def load_real(paths: list[pathlib.Path], negative: bool) -> list[dict]:
 # 5. files
 # ------------------------------------------------------------------------------------------
 
-def sidecar(name: str, encoder_file: str, description: str) -> str:
+def sidecar(name: str, encoder_file: str, description: str, lookahead: int) -> str:
     return f"""# Sidecar of {name}.onnx: what impactd must do to feed it (DESIGN.md, "The model contract").
 # Form "streaming": the encoder ([encoder] file) runs once per 12-fps frame on the preprocessed
 # frame ([input]: one gray-diff frame [1, 1, {tr.IN_H}, {tr.IN_W}]) and returns [1, {tr.FEATURES}] features; this
@@ -198,7 +197,7 @@ version = "{VERSION}"
 form = "streaming"             # per-frame encoder + temporal head
 frames = {tr.T}                    # frames per window
 fps = {tr.FPS}                       # frame rate of the window
-lookahead_frames = 0           # causal head: a frame's value needs no later frame
+lookahead_frames = {lookahead}           # {"a frame's value also uses the next frame" if lookahead else "causal head: a frame's value needs no later frame"}
 envelope_mode = "frame-mean"   # audio envelope mode of the training target
 description = "{description}"
 
@@ -227,16 +226,17 @@ head_input = "features"        # the head's (this ONNX) [1, {tr.T}, {tr.FEATURES
 
 
 def write_model(dst_dir: pathlib.Path, name: str, head: pathlib.Path, encoder: pathlib.Path,
-                description: str) -> pathlib.Path:
+                description: str, lookahead: int) -> pathlib.Path:
     dst_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(head, dst_dir / f"{name}.onnx")
     shutil.copyfile(encoder, dst_dir / f"{name}-encoder.onnx")
-    (dst_dir / f"{name}.toml").write_text(sidecar(name, f"{name}-encoder.onnx", description))
+    (dst_dir / f"{name}.toml").write_text(sidecar(name, f"{name}-encoder.onnx", description, lookahead))
     return dst_dir / f"{name}.onnx"
 
 
-def clip_sidecar(name: str) -> str:
-    s = sidecar(name, "unused", "clip-form export of the float network, for the equivalence check")
+def clip_sidecar(name: str, lookahead: int) -> str:
+    s = sidecar(name, "unused", "clip-form export of the float network, for the equivalence check",
+                lookahead)
     s = s.replace('form = "streaming"', 'form = "clip"').replace('name = "frame"', 'name = "frames"')
     return s[: s.index("\n[encoder]") + 1]
 
@@ -400,6 +400,10 @@ def main(argv=None) -> int:
                     help="logit adjustment of the class head after training: subtract TAU * "
                          "log(class share of the training impacts) from its bias "
                          "(train.adjust_class_logits; 0: off)")
+    ap.add_argument("--lookahead", type=int, choices=[0, 1], default=0,
+                    help="frames after a frame its value may use (train.Head; sidecar "
+                    "lookahead_frames): 0 is causal (the shipped model), 1 also sees the next "
+                    "image (models/train/README.md, \"One frame of look-ahead\")")
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     ap.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (cosine schedule)")
     ap.add_argument("--real-share", type=float, default=0.25,
@@ -476,12 +480,15 @@ def main(argv=None) -> int:
         share = a.real_share / (1 - a.real_share)
         mix += reals * max(1, round(share * len(train_scenes) / len(reals)))
 
+    if a.reuse_weights:
+        info = json.loads((work / "train-info.json").read_text())
+        a.lookahead = info.get("lookahead", 0)  # runs before the option were causal
     torch.manual_seed(a.seed)  # the initial weights too: a rerun gives the same network
-    net = tr.ImpactNet()
-    log(f"network: encoder {tr.params(net.encoder)} parameters, head {tr.params(net.head)}")
+    net = tr.ImpactNet(lookahead=a.lookahead)
+    log(f"network: encoder {tr.params(net.encoder)} parameters, head {tr.params(net.head)}, "
+        f"lookahead {a.lookahead}")
     if a.reuse_weights:
         net.load_state_dict(torch.load(work / f"{NAME}.pt"))
-        info = json.loads((work / "train-info.json").read_text())
     else:
         def poll():
             nonlocal test_proc
@@ -493,11 +500,14 @@ def main(argv=None) -> int:
         if a.init_weights:
             net.load_state_dict(torch.load(a.init_weights))
             prior = json.loads((a.init_weights.parent / "train-info.json").read_text())
+            if prior.get("lookahead", 0) != a.lookahead:
+                raise SystemExit(f"{a.init_weights}: trained with lookahead "
+                                 f"{prior.get('lookahead', 0)}, not --lookahead {a.lookahead}")
             log(f"continuing from {a.init_weights} ({prior['steps']} steps)")
         info = tr.train(net, mix, val_scenes, a.steps, seed=a.seed + prior["steps"], log=log,
                         poll=poll, lr=a.lr)
         info = {"steps": info["steps"] + prior["steps"],
-                "minutes": info["minutes"] + prior["minutes"]}
+                "minutes": info["minutes"] + prior["minutes"], "lookahead": a.lookahead}
         (work / "train-info.json").write_text(json.dumps(info))
     log(f"trained {info['steps']} steps in {info['minutes']:.1f} min; validation: "
         f"{tr.validate(net, val_scenes)}")
@@ -536,16 +546,16 @@ def main(argv=None) -> int:
     enc_in, head_in = tr.calibration_inputs(net, calib_scenes)
     models = {}
     models["float"] = write_model(work / "float", f"{NAME}-float", paths["head"], paths["encoder"],
-                                  "float32 reference of impact-s1")
+                                  "float32 reference of impact-s1", a.lookahead)
     for fmt in ("qdq", "qop"):
         qd = exp / fmt
         qd.mkdir(exist_ok=True)
         tr.quantise(paths["encoder"], qd / "encoder.onnx", enc_in, fmt)
         tr.quantise(paths["head"], qd / "head.onnx", head_in, fmt)
         models[fmt] = write_model(work / fmt, NAME, qd / "head.onnx", qd / "encoder.onnx",
-                                  f"int8 ({fmt})")
+                                  f"int8 ({fmt})", a.lookahead)
     shutil.copyfile(paths["clip"], work / "float" / f"{NAME}-clip.onnx")
-    (work / "float" / f"{NAME}-clip.toml").write_text(clip_sidecar(f"{NAME}-clip"))
+    (work / "float" / f"{NAME}-clip.toml").write_text(clip_sidecar(f"{NAME}-clip", a.lookahead))
     first = sorted(test_dirs[0].glob("*.json"))[0]
     eq = equivalence(impactd, models["float"], work / "float" / f"{NAME}-clip.onnx",
                      first.with_suffix(".y4m"), first.with_suffix(".wav"), work)
@@ -617,10 +627,10 @@ def main(argv=None) -> int:
         write_model(a.out, NAME, work / best / f"{NAME}.onnx", work / best / f"{NAME}-encoder.onnx",
                     f"Trained impact model (models/{NAME}.md): gray-diff frames -> per-frame CNN "
                     f"encoder -> temporal convolution head -> 48-frame envelope and per-frame "
-                    f"hit/collision/drop logits. int8 ({'QDQ' if best == 'qdq' else 'QOperator'}).")
+                    f"hit/collision/drop logits. int8 ({'QDQ' if best == 'qdq' else 'QOperator'}).", a.lookahead)
     write_model(a.out, f"{NAME}-float", work / "float" / f"{NAME}-float.onnx",
                 work / "float" / f"{NAME}-float-encoder.onnx",
-                f"float32 reference of {NAME} (models/{NAME}.md).")
+                f"float32 reference of {NAME} (models/{NAME}.md).", a.lookahead)
     summary = {"generator": gen_name, "train": info, "params": {"encoder": tr.params(net.encoder),
                "head": tr.params(net.head)}, "equivalence": eq, "timings": {
                k: {kk: vv for kk, vv in v.items() if kk != "text"} for k, v in timings.items()},
@@ -633,7 +643,7 @@ def main(argv=None) -> int:
                           "real_neg": real_neg_n, "real_pos": real_pos_n},
                "sizes": {p.name: p.stat().st_size for p in a.out.glob(f"{NAME}*.onnx")},
                "minutes_total": (time.time() - t_start) / 60, "real_share": a.real_share,
-               "seed": a.seed,
+               "seed": a.seed, "lookahead": a.lookahead,
                "command": " ".join(sys.argv)}
     (work / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     import card
