@@ -315,6 +315,14 @@ def class_accuracy(impactd, model, test_dirs: list[pathlib.Path], per_dir: int =
             "scenes": sum(min(per_dir, len(list(d.glob("*.json")))) for d in test_dirs)}
 
 
+def train_info(work: pathlib.Path) -> dict:
+    """A finished run's train-info.json (steps, minutes, lookahead); runs from before
+    `--lookahead` existed were causal, so a missing lookahead reads as 0."""
+    info = json.loads((work / "train-info.json").read_text())
+    info.setdefault("lookahead", 0)
+    return info
+
+
 def validation_split(n: int, seed: int) -> tuple[np.ndarray, int]:
     """The seeded split of the n training scenes (sorted by name): a permutation whose first
     n_val entries are the validation scenes, never trained on, and the rest the training ones.
@@ -481,8 +489,8 @@ def main(argv=None) -> int:
         mix += reals * max(1, round(share * len(train_scenes) / len(reals)))
 
     if a.reuse_weights:
-        info = json.loads((work / "train-info.json").read_text())
-        a.lookahead = info.get("lookahead", 0)  # runs before the option were causal
+        info = train_info(work)
+        a.lookahead = info["lookahead"]
     torch.manual_seed(a.seed)  # the initial weights too: a rerun gives the same network
     net = tr.ImpactNet(lookahead=a.lookahead)
     log(f"network: encoder {tr.params(net.encoder)} parameters, head {tr.params(net.head)}, "
@@ -499,10 +507,10 @@ def main(argv=None) -> int:
         prior = {"steps": 0, "minutes": 0.0}
         if a.init_weights:
             net.load_state_dict(torch.load(a.init_weights))
-            prior = json.loads((a.init_weights.parent / "train-info.json").read_text())
-            if prior.get("lookahead", 0) != a.lookahead:
+            prior = train_info(a.init_weights.parent)
+            if prior["lookahead"] != a.lookahead:
                 raise SystemExit(f"{a.init_weights}: trained with lookahead "
-                                 f"{prior.get('lookahead', 0)}, not --lookahead {a.lookahead}")
+                                 f"{prior['lookahead']}, not --lookahead {a.lookahead}")
             log(f"continuing from {a.init_weights} ({prior['steps']} steps)")
         info = tr.train(net, mix, val_scenes, a.steps, seed=a.seed + prior["steps"], log=log,
                         poll=poll, lr=a.lr)

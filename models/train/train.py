@@ -13,13 +13,13 @@ The network (streaming form of DESIGN.md):
 - head, once per window: features [1, 48, 32] -> 1-D convolutions over time (a kernel-3
   input convolution, then four causal residual blocks with dilations 1, 2, 4, 8: 32 frames of
   context) -> envelope [1, 48] (sigmoid) and class logits [1, 48, 3] (hit, collision, drop).
-  The input convolution sees `lookahead` (0 or 1) frames after the frame it answers for. With 1
-  (make_model.py `--lookahead 1`, sidecar `lookahead_frames = 1`) a frame's value also uses the next
-  frame, which shows what happened after the frame's own image was taken (frame k's audio
-  interval is [(k - 0.5) / 12, (k + 0.5) / 12), its image is taken at k / 12: an impact in the
-  second half is not in it yet), and the engine takes the value from the window that ends one
-  frame later. With 0 (causal, the default and the shipped model) the engine takes it from the window that ends on it: one frame
-  (83 ms) less event latency.
+  The input convolution sees `lookahead` (0 or 1) frames after the frame it answers for. With
+  0 (causal: the default and the shipped model) the engine takes a frame's value from the
+  window that ends on it. With 1 (make_model.py `--lookahead 1`, sidecar `lookahead_frames =
+  1`) a frame's value also uses the next frame, which shows what happened after the frame's
+  own image was taken (frame k's audio interval is [(k - 0.5) / 12, (k + 0.5) / 12), its image
+  is taken at k / 12: an impact in the second half is not in it yet), and the engine takes it
+  from the window that ends one frame later: 83 ms more event latency.
 """
 
 from __future__ import annotations
