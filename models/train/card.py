@@ -60,9 +60,11 @@ def render(s: dict) -> str:
     a("## Architecture\n")
     a(f"Streaming form (DESIGN.md): {s['params']['encoder'] + s['params']['head']} parameters.")
     a(f"- **Input**: gray-diff frames (luma minus the previous frame's, /255, /{tr.DIFF_STD}), {tr.IN_W}x{tr.IN_H}, 12 fps.")
+    w = s.get("width", 1)
     a(f"- **Encoder** (once per frame, {s['params']['encoder']} parameters): a 4x4 stride-4 patchify "
-      f"convolution (16 channels), two 3x3 stride-2 convolutions without padding (32, 32), ReLU "
-      f"after each -> flatten 32x3x4 -> linear -> ReLU -> {tr.FEATURES} features. The stem and the "
+      f"convolution ({16 * w} channels), two 3x3 stride-2 convolutions without padding ({32 * w}, "
+      f"{32 * w}), ReLU after each -> flatten {32 * w}x3x4 -> linear -> ReLU -> "
+      f"{tr.features_of(w)} features. The stem and the "
       "missing padding follow the arm branch's tract measurements (a 3x3 convolution on one input "
       "channel is tract's worst matmul shape; each padded convolution costs tract a Pad op).")
     if s.get("lookahead", 0):
@@ -75,7 +77,7 @@ def render(s: dict) -> str:
                  "the window ending on it has run: `lookahead_frames = 0` in the sidecar)")
     a(f"- **Head** (once per window, {s['params']['head']} parameters): over the last 48 feature vectors, "
       f"{first} and four causal residual 1-D convolutions, dilations 1, 2, 4, 8 (32 frames of "
-      "context), 48 channels -> envelope [1, 48] (sigmoid) and class logits [1, 48, 3] per frame "
+      f"context), {48 * w} channels -> envelope [1, 48] (sigmoid) and class logits [1, 48, 3] per frame "
       "(hit, collision, drop).\n")
     a("## Data\n")
     a(f"- Synthetic scenes from **{s['generator']}**, 8 s, 160x120: {c['train']} for training "

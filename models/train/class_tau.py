@@ -45,7 +45,8 @@ def main(argv=None) -> int:
     order, n_val = mm.validation_split(len(paths), a.seed)
     prior = tr.class_prior([json.loads(paths[i].read_text()) for i in order[n_val:]])
     val = [tr.load_scene(paths[i]) for i in order[:n_val]]
-    net = tr.ImpactNet(lookahead=mm.train_info(a.work)["lookahead"])
+    info = mm.train_info(a.work)
+    net = tr.ImpactNet(lookahead=info["lookahead"], width=info["width"])
     net.load_state_dict(torch.load(weights))
     print(f"{weights}; training impacts: "
           + ", ".join(f"{k} {100 * v:.1f} %" for k, v in zip(tr.CLASSES, prior)) + "\n")

@@ -185,11 +185,13 @@ def load_real(paths: list[pathlib.Path], negative: bool) -> list[dict]:
 # 5. files
 # ------------------------------------------------------------------------------------------
 
-def sidecar(name: str, encoder_file: str, description: str, lookahead: int) -> str:
+def sidecar(name: str, encoder_file: str, description: str, net: tr.ImpactNet) -> str:
+    """The sidecar TOML of NAME.onnx, the head of `net` (its look-ahead and feature count)."""
+    lookahead, feat = net.head.lookahead, net.encoder.features
     return f"""# Sidecar of {name}.onnx: what impactd must do to feed it (DESIGN.md, "The model contract").
 # Form "streaming": the encoder ([encoder] file) runs once per 12-fps frame on the preprocessed
-# frame ([input]: one gray-diff frame [1, 1, {tr.IN_H}, {tr.IN_W}]) and returns [1, {tr.FEATURES}] features; this
-# file's graph (the head) runs once per window on the last {tr.T} of them, [1, {tr.T}, {tr.FEATURES}].
+# frame ([input]: one gray-diff frame [1, 1, {tr.IN_H}, {tr.IN_W}]) and returns [1, {feat}] features; this
+# file's graph (the head) runs once per window on the last {tr.T} of them, [1, {tr.T}, {feat}].
 # Made by models/train/make_model.py (models/{NAME}.md).
 [model]
 name = "{name}"
@@ -219,24 +221,24 @@ class_per_frame = true         # an impact takes the logits of its own frame
 
 [encoder]                      # the per-frame graph of form "streaming"
 file = "{encoder_file}"
-output = "features"            # its [1, {tr.FEATURES}] output
-features = {tr.FEATURES}
-head_input = "features"        # the head's (this ONNX) [1, {tr.T}, {tr.FEATURES}] input
+output = "features"            # its [1, {feat}] output
+features = {feat}
+head_input = "features"        # the head's (this ONNX) [1, {tr.T}, {feat}] input
 """
 
 
 def write_model(dst_dir: pathlib.Path, name: str, head: pathlib.Path, encoder: pathlib.Path,
-                description: str, lookahead: int) -> pathlib.Path:
+                description: str, net: tr.ImpactNet) -> pathlib.Path:
     dst_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(head, dst_dir / f"{name}.onnx")
     shutil.copyfile(encoder, dst_dir / f"{name}-encoder.onnx")
-    (dst_dir / f"{name}.toml").write_text(sidecar(name, f"{name}-encoder.onnx", description, lookahead))
+    (dst_dir / f"{name}.toml").write_text(sidecar(name, f"{name}-encoder.onnx", description, net))
     return dst_dir / f"{name}.onnx"
 
 
-def clip_sidecar(name: str, lookahead: int) -> str:
+def clip_sidecar(name: str, net: tr.ImpactNet) -> str:
     s = sidecar(name, "unused", "clip-form export of the float network, for the equivalence check",
-                lookahead)
+                net)
     s = s.replace('form = "streaming"', 'form = "clip"').replace('name = "frame"', 'name = "frames"')
     return s[: s.index("\n[encoder]") + 1]
 
@@ -316,10 +318,12 @@ def class_accuracy(impactd, model, test_dirs: list[pathlib.Path], per_dir: int =
 
 
 def train_info(work: pathlib.Path) -> dict:
-    """A finished run's train-info.json (steps, minutes, lookahead); runs from before
-    `--lookahead` existed were causal, so a missing lookahead reads as 0."""
+    """A finished run's train-info.json (steps, minutes, lookahead, width); runs from before
+    `--lookahead` and `--width` existed were causal and of width 1, so a missing lookahead
+    reads as 0 and a missing width as 1."""
     info = json.loads((work / "train-info.json").read_text())
     info.setdefault("lookahead", 0)
+    info.setdefault("width", 1)
     return info
 
 
@@ -412,6 +416,10 @@ def main(argv=None) -> int:
                     help="frames after a frame its value may use (train.Head; sidecar "
                     "lookahead_frames): 0 is causal (the shipped model), 1 also sees the next "
                     "image (models/train/README.md, \"One frame of look-ahead\")")
+    ap.add_argument("--width", type=int, default=1,
+                    help="channel multiplier of the encoder and head (train.ImpactNet): 1 is the "
+                    "shipped model (32 features), 2 doubles every layer (models/train/README.md, "
+                    "\"A wider network\")")
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     ap.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (cosine schedule)")
     ap.add_argument("--real-share", type=float, default=0.25,
@@ -422,6 +430,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=pathlib.Path, default=ROOT / "models",
                     help="where the shipped files and the card go")
     a = ap.parse_args(argv)
+    if a.width < 1:
+        raise SystemExit(f"--width {a.width}: the channel multiplier is at least 1")
     try:  # eval/ceiling.py (step 6) needs it; find out now, not after the training
         import scipy.ndimage  # noqa: F401
     except ImportError as e:
@@ -490,11 +500,11 @@ def main(argv=None) -> int:
 
     if a.reuse_weights:
         info = train_info(work)
-        a.lookahead = info["lookahead"]
+        a.lookahead, a.width = info["lookahead"], info["width"]
     torch.manual_seed(a.seed)  # the initial weights too: a rerun gives the same network
-    net = tr.ImpactNet(lookahead=a.lookahead)
+    net = tr.ImpactNet(lookahead=a.lookahead, width=a.width)
     log(f"network: encoder {tr.params(net.encoder)} parameters, head {tr.params(net.head)}, "
-        f"lookahead {a.lookahead}")
+        f"lookahead {a.lookahead}, width {a.width}")
     if a.reuse_weights:
         net.load_state_dict(torch.load(work / f"{NAME}.pt"))
     else:
@@ -508,14 +518,16 @@ def main(argv=None) -> int:
         if a.init_weights:
             net.load_state_dict(torch.load(a.init_weights))
             prior = train_info(a.init_weights.parent)
-            if prior["lookahead"] != a.lookahead:
-                raise SystemExit(f"{a.init_weights}: trained with lookahead "
-                                 f"{prior['lookahead']}, not --lookahead {a.lookahead}")
+            for k in ("lookahead", "width"):
+                if prior[k] != getattr(a, k):
+                    raise SystemExit(f"{a.init_weights}: trained with {k} {prior[k]}, "
+                                     f"not --{k} {getattr(a, k)}")
             log(f"continuing from {a.init_weights} ({prior['steps']} steps)")
         info = tr.train(net, mix, val_scenes, a.steps, seed=a.seed + prior["steps"], log=log,
                         poll=poll, lr=a.lr)
         info = {"steps": info["steps"] + prior["steps"],
-                "minutes": info["minutes"] + prior["minutes"], "lookahead": a.lookahead}
+                "minutes": info["minutes"] + prior["minutes"], "lookahead": a.lookahead,
+                "width": a.width}
         (work / "train-info.json").write_text(json.dumps(info))
     log(f"trained {info['steps']} steps in {info['minutes']:.1f} min; validation: "
         f"{tr.validate(net, val_scenes)}")
@@ -554,16 +566,16 @@ def main(argv=None) -> int:
     enc_in, head_in = tr.calibration_inputs(net, calib_scenes)
     models = {}
     models["float"] = write_model(work / "float", f"{NAME}-float", paths["head"], paths["encoder"],
-                                  "float32 reference of impact-s1", a.lookahead)
+                                  "float32 reference of impact-s1", net)
     for fmt in ("qdq", "qop"):
         qd = exp / fmt
         qd.mkdir(exist_ok=True)
         tr.quantise(paths["encoder"], qd / "encoder.onnx", enc_in, fmt)
         tr.quantise(paths["head"], qd / "head.onnx", head_in, fmt)
         models[fmt] = write_model(work / fmt, NAME, qd / "head.onnx", qd / "encoder.onnx",
-                                  f"int8 ({fmt})", a.lookahead)
+                                  f"int8 ({fmt})", net)
     shutil.copyfile(paths["clip"], work / "float" / f"{NAME}-clip.onnx")
-    (work / "float" / f"{NAME}-clip.toml").write_text(clip_sidecar(f"{NAME}-clip", a.lookahead))
+    (work / "float" / f"{NAME}-clip.toml").write_text(clip_sidecar(f"{NAME}-clip", net))
     first = sorted(test_dirs[0].glob("*.json"))[0]
     eq = equivalence(impactd, models["float"], work / "float" / f"{NAME}-clip.onnx",
                      first.with_suffix(".y4m"), first.with_suffix(".wav"), work)
@@ -635,10 +647,10 @@ def main(argv=None) -> int:
         write_model(a.out, NAME, work / best / f"{NAME}.onnx", work / best / f"{NAME}-encoder.onnx",
                     f"Trained impact model (models/{NAME}.md): gray-diff frames -> per-frame CNN "
                     f"encoder -> temporal convolution head -> 48-frame envelope and per-frame "
-                    f"hit/collision/drop logits. int8 ({'QDQ' if best == 'qdq' else 'QOperator'}).", a.lookahead)
+                    f"hit/collision/drop logits. int8 ({'QDQ' if best == 'qdq' else 'QOperator'}).", net)
     write_model(a.out, f"{NAME}-float", work / "float" / f"{NAME}-float.onnx",
                 work / "float" / f"{NAME}-float-encoder.onnx",
-                f"float32 reference of {NAME} (models/{NAME}.md).", a.lookahead)
+                f"float32 reference of {NAME} (models/{NAME}.md).", net)
     summary = {"generator": gen_name, "train": info, "params": {"encoder": tr.params(net.encoder),
                "head": tr.params(net.head)}, "equivalence": eq, "timings": {
                k: {kk: vv for kk, vv in v.items() if kk != "text"} for k, v in timings.items()},
@@ -651,7 +663,7 @@ def main(argv=None) -> int:
                           "real_neg": real_neg_n, "real_pos": real_pos_n},
                "sizes": {p.name: p.stat().st_size for p in a.out.glob(f"{NAME}*.onnx")},
                "minutes_total": (time.time() - t_start) / 60, "real_share": a.real_share,
-               "seed": a.seed, "lookahead": a.lookahead,
+               "seed": a.seed, "lookahead": a.lookahead, "width": a.width,
                "command": " ".join(sys.argv)}
     (work / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     import card

@@ -189,14 +189,22 @@ def window_target(env: np.ndarray, impacts: list[tuple[int, int]], start: int, p
 # Network
 # ------------------------------------------------------------------------------------------
 
-class Encoder(nn.Module):
-    """One gray-diff frame [N, 1, 60, 80] -> features [N, 32]."""
+def features_of(width: int) -> int:
+    """The encoder's feature count at width multiplier `width` (1: the shipped model's 32)."""
+    return FEATURES * width
 
-    def __init__(self):
+
+class Encoder(nn.Module):
+    """One gray-diff frame [N, 1, 60, 80] -> features [N, 32 * width]. `width` multiplies
+    every layer's channels (1: 16, 32, 32 -> 32 features, the shipped model)."""
+
+    def __init__(self, width: int = 1):
         super().__init__()
+        c1, c2, out = 16 * width, 32 * width, features_of(width)
+        self.features = out
         self.convs = nn.ModuleList([
-            nn.Conv2d(1, 16, 4, 4), nn.Conv2d(16, 32, 3, 2), nn.Conv2d(32, 32, 3, 2)])
-        self.fc = nn.Linear(32 * 3 * 4, FEATURES)
+            nn.Conv2d(1, c1, 4, 4), nn.Conv2d(c1, c2, 3, 2), nn.Conv2d(c2, c2, 3, 2)])
+        self.fc = nn.Linear(c2 * 3 * 4, out)
         # the linear layer's input and output: fake-quantised during quantisation-aware
         # fine-tuning (enable_qat), identities otherwise (no weights, nothing in the ONNX)
         self.fc_in, self.fc_out = nn.Identity(), nn.Identity()
@@ -211,16 +219,16 @@ class Encoder(nn.Module):
 
 
 class Head(nn.Module):
-    """Features [N, T, 32] -> envelope [N, T], class logits [N, T, 3]."""
+    """Features [N, T, features] -> envelope [N, T], class logits [N, T, 3]."""
 
-    def __init__(self, ch: int = 48, lookahead: int = 0):
+    def __init__(self, ch: int = 48, lookahead: int = 0, features: int = FEATURES):
         super().__init__()
         if lookahead not in (0, 1):
             raise ValueError(f"lookahead {lookahead}: the engine supports 0 or 1 frames")
         self.lookahead = lookahead
         # kernel 3 over frames t - 2 + lookahead .. t + lookahead (padded in forward: the
         # window's last `lookahead` positions see zeros for the frames not there yet)
-        self.inp = nn.Conv1d(FEATURES, ch, 3)
+        self.inp = nn.Conv1d(features, ch, 3)
         self.dil = [1, 2, 4, 8]
         self.blocks = nn.ModuleList([nn.Conv1d(ch, ch, 3, dilation=d) for d in self.dil])
         self.env = nn.Conv1d(ch, 1, 1)
@@ -235,10 +243,13 @@ class Head(nn.Module):
 
 
 class ImpactNet(nn.Module):
-    def __init__(self, lookahead: int = 0):
+    """Encoder and head; `width` multiplies the channels of both (1: the shipped model)."""
+
+    def __init__(self, lookahead: int = 0, width: int = 1):
         super().__init__()
-        self.encoder = Encoder()
-        self.head = Head(lookahead=lookahead)
+        self.width = width
+        self.encoder = Encoder(width)
+        self.head = Head(ch=48 * width, lookahead=lookahead, features=self.encoder.features)
 
 
 class ClipForm(nn.Module):
@@ -250,7 +261,7 @@ class ClipForm(nn.Module):
 
     def forward(self, frames):
         x = frames.reshape(T, 1, IN_H, IN_W)
-        f = self.net.encoder(x).reshape(1, T, FEATURES)
+        f = self.net.encoder(x).reshape(1, T, self.net.encoder.features)
         return self.net.head(f)
 
 
@@ -533,7 +544,7 @@ def export(net: ImpactNet, out_dir: pathlib.Path, name: str) -> dict[str, pathli
     kw = dict(opset_version=17, dynamo=False, do_constant_folding=True)
     torch.onnx.export(net.encoder, (torch.zeros(1, 1, IN_H, IN_W),), str(paths["encoder"]),
                       input_names=["frame"], output_names=["features"], **kw)
-    torch.onnx.export(net.head, (torch.zeros(1, T, FEATURES),), str(paths["head"]),
+    torch.onnx.export(net.head, (torch.zeros(1, T, net.encoder.features),), str(paths["head"]),
                       input_names=["features"], output_names=["envelope", "class_logits"], **kw)
     torch.onnx.export(ClipForm(net), (torch.zeros(1, 1, T, IN_H, IN_W),), str(paths["clip"]),
                       input_names=["frames"], output_names=["envelope", "class_logits"], **kw)
