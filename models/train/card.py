@@ -61,7 +61,7 @@ def render(s: dict) -> str:
     a(f"Streaming form (DESIGN.md): {s['params']['encoder'] + s['params']['head']} parameters.")
     a(f"- **Input**: gray-diff frames (luma minus the previous frame's, /255, /{tr.DIFF_STD}), {tr.IN_W}x{tr.IN_H}, 12 fps.")
     w = s.get("width", 1)
-    a(f"- **Encoder** (once per frame, {s['params']['encoder']} parameters): a 4x4 stride-4 patchify "
+    a(f"- **Encoder** (once per frame, {s['params']['encoder']} parameters): a {tr.stem_size()}x{tr.stem_size()} stride-{tr.stem_size()} patchify "
       f"convolution ({16 * w} channels), two 3x3 stride-2 convolutions without padding ({32 * w}, "
       f"{32 * w}), ReLU after each -> flatten {32 * w}x3x4 -> linear -> ReLU -> "
       f"{tr.features_of(w)} features. The stem and the "

@@ -46,6 +46,7 @@ def main(argv=None) -> int:
     prior = tr.class_prior([json.loads(paths[i].read_text()) for i in order[n_val:]])
     val = [tr.load_scene(paths[i]) for i in order[:n_val]]
     info = mm.train_info(a.work)
+    tr.set_input_size(*(int(v) for v in info["input"].split("x")))
     net = tr.ImpactNet(lookahead=info["lookahead"], width=info["width"])
     net.load_state_dict(torch.load(weights))
     print(f"{weights}; training impacts: "

@@ -318,12 +318,13 @@ def class_accuracy(impactd, model, test_dirs: list[pathlib.Path], per_dir: int =
 
 
 def train_info(work: pathlib.Path) -> dict:
-    """A finished run's train-info.json (steps, minutes, lookahead, width); runs from before
-    `--lookahead` and `--width` existed were causal and of width 1, so a missing lookahead
-    reads as 0 and a missing width as 1."""
+    """A finished run's train-info.json (steps, minutes, lookahead, width, input); runs from
+    before those options existed were causal, of width 1 and at 80x60, which is what a missing
+    key reads as."""
     info = json.loads((work / "train-info.json").read_text())
     info.setdefault("lookahead", 0)
     info.setdefault("width", 1)
+    info.setdefault("input", "80x60")
     return info
 
 
@@ -420,6 +421,10 @@ def main(argv=None) -> int:
                     help="channel multiplier of the encoder and head (train.ImpactNet): 1 is the "
                     "shipped model (32 features), 2 doubles every layer (models/train/README.md, "
                     "\"A wider network\")")
+    ap.add_argument("--input", default="80x60",
+                    help="the model's input size WxH: 80x60 (the shipped model) or a multiple, "
+                    "e.g. 160x120, the synthetic scenes' own size (train.set_input_size; "
+                    "models/train/README.md, \"A wider network, a finer input\")")
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     ap.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (cosine schedule)")
     ap.add_argument("--real-share", type=float, default=0.25,
@@ -430,8 +435,15 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=pathlib.Path, default=ROOT / "models",
                     help="where the shipped files and the card go")
     a = ap.parse_args(argv)
+    if a.reuse_weights:  # the trained network's shape, before any scene is loaded at a size
+        info = train_info(a.work)
+        a.lookahead, a.width, a.input = info["lookahead"], info["width"], info["input"]
     if a.width < 1:
         raise SystemExit(f"--width {a.width}: the channel multiplier is at least 1")
+    try:
+        tr.set_input_size(*(int(v) for v in a.input.split("x")))
+    except ValueError as e:
+        raise SystemExit(f"--input {a.input}: {e}")
     try:  # eval/ceiling.py (step 6) needs it; find out now, not after the training
         import scipy.ndimage  # noqa: F401
     except ImportError as e:
@@ -498,9 +510,6 @@ def main(argv=None) -> int:
         share = a.real_share / (1 - a.real_share)
         mix += reals * max(1, round(share * len(train_scenes) / len(reals)))
 
-    if a.reuse_weights:
-        info = train_info(work)
-        a.lookahead, a.width = info["lookahead"], info["width"]
     torch.manual_seed(a.seed)  # the initial weights too: a rerun gives the same network
     net = tr.ImpactNet(lookahead=a.lookahead, width=a.width)
     log(f"network: encoder {tr.params(net.encoder)} parameters, head {tr.params(net.head)}, "
@@ -518,7 +527,7 @@ def main(argv=None) -> int:
         if a.init_weights:
             net.load_state_dict(torch.load(a.init_weights))
             prior = train_info(a.init_weights.parent)
-            for k in ("lookahead", "width"):
+            for k in ("lookahead", "width", "input"):
                 if prior[k] != getattr(a, k):
                     raise SystemExit(f"{a.init_weights}: trained with {k} {prior[k]}, "
                                      f"not --{k} {getattr(a, k)}")
@@ -527,7 +536,7 @@ def main(argv=None) -> int:
                         poll=poll, lr=a.lr)
         info = {"steps": info["steps"] + prior["steps"],
                 "minutes": info["minutes"] + prior["minutes"], "lookahead": a.lookahead,
-                "width": a.width}
+                "width": a.width, "input": a.input}
         (work / "train-info.json").write_text(json.dumps(info))
     log(f"trained {info['steps']} steps in {info['minutes']:.1f} min; validation: "
         f"{tr.validate(net, val_scenes)}")
@@ -663,7 +672,7 @@ def main(argv=None) -> int:
                           "real_neg": real_neg_n, "real_pos": real_pos_n},
                "sizes": {p.name: p.stat().st_size for p in a.out.glob(f"{NAME}*.onnx")},
                "minutes_total": (time.time() - t_start) / 60, "real_share": a.real_share,
-               "seed": a.seed, "lookahead": a.lookahead, "width": a.width,
+               "seed": a.seed, "lookahead": a.lookahead, "width": a.width, "input": a.input,
                "command": " ".join(sys.argv)}
     (work / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     import card

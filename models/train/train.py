@@ -20,6 +20,11 @@ The network (streaming form of DESIGN.md):
   own image was taken (frame k's audio interval is [(k - 0.5) / 12, (k + 0.5) / 12), its image
   is taken at k / 12: an impact in the second half is not in it yet), and the engine takes it
   from the window that ends one frame later: 83 ms more event latency.
+
+Those are the defaults (the shipped model). make_model.py's `--width W` multiplies every layer's
+channels (ImpactNet's `width`), and `--input 160x120` (set_input_size) feeds the network a finer
+frame through a stem of kernel and stride 8 (stem_size); both were measured and did not ship
+(models/train/README.md, "A wider network, a finer input").
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ import torch.nn.functional as F
 
 T = 48
 FPS = 12
-IN_W, IN_H = 80, 60
+IN_W, IN_H = 80, 60  # the model's input size; set_input_size changes it for a whole run
 FEATURES = 32
 CLASSES = ["hit", "collision", "drop"]
 DIFF_STD = 0.1  # gray-diff (in [−1, 1]) is divided by this (sidecar input.std)
@@ -91,9 +96,25 @@ def grid_pick(n_frames: int, fps: float, duration: float) -> np.ndarray:
     return np.clip(src, 0, n_frames - 1)
 
 
-def box_resize(frames: np.ndarray, w: int = IN_W, h: int = IN_H) -> np.ndarray:
-    """Area-average downscale [N, H, W] -> [N, h, w] (integer factors exact, as the daemon's box
-    filter); other sizes via a separable area-weight matrix."""
+def set_input_size(w: int, h: int) -> None:
+    """The model's input size for this run: 80x60 (the shipped model) or a multiple of it,
+    e.g. 160x120, the synthetic scenes' own size. The encoder's stem grows with it (stem_size),
+    so the rest of the network sees the same 15x20 grid."""
+    global IN_W, IN_H
+    if w % 80 or h % 60 or w // 80 != h // 60 or w < 80:
+        raise ValueError(f"input size {w}x{h}: must be 80x60 or a multiple of it (160x120, ...)")
+    IN_W, IN_H = w, h
+
+
+def stem_size() -> int:
+    """Kernel and stride of the encoder's patchify stem: 4 at 80x60, 8 at 160x120, ..."""
+    return 4 * (IN_W // 80)
+
+
+def box_resize(frames: np.ndarray, w: int | None = None, h: int | None = None) -> np.ndarray:
+    """Area-average downscale [N, H, W] -> [N, h, w] (default: the input size; integer factors
+    exact, as the daemon's box filter); other sizes via a separable area-weight matrix."""
+    w, h = w or IN_W, h or IN_H
     n, sh, sw = frames.shape
     if sh % h == 0 and sw % w == 0:
         fy, fx = sh // h, sw // w
@@ -194,23 +215,50 @@ def features_of(width: int) -> int:
     return FEATURES * width
 
 
+def fast_stem_ok(stem: nn.Conv2d) -> bool:
+    """Whether the stem may run as patchify(): in training, not in an ONNX export (which must
+    see the convolution) and not under quantisation-aware fine-tuning (whose hooks and weight
+    parametrisation are on the convolution module)."""
+    from torch.nn.utils import parametrize
+    return not (torch.onnx.is_in_onnx_export() or parametrize.is_parametrized(stem)
+                or stem._forward_hooks or stem._forward_pre_hooks)
+
+
+def patchify(x: torch.Tensor, stem: nn.Conv2d) -> torch.Tensor:
+    """The stem convolution (kernel = stride = k, no padding) as one matrix product over the
+    k x k patches: the same arithmetic, 4x faster in training than oneDNN's kernel-8 stride-8
+    convolution on this machine (0.12 s against 0.48 s forward and backward over a batch's 576
+    frames at 160x120). Only used above kernel 4, so the shipped 80x60 network trains exactly
+    as it always has (its weights reproduce to the digit)."""
+    k = stem.kernel_size[0]
+    n, c, h, w = x.shape
+    p = x.reshape(n, c, h // k, k, w // k, k).permute(0, 2, 4, 1, 3, 5).reshape(n, h // k, w // k, c * k * k)
+    y = p @ stem.weight.reshape(stem.out_channels, -1).t() + stem.bias
+    return y.permute(0, 3, 1, 2)
+
+
 class Encoder(nn.Module):
-    """One gray-diff frame [N, 1, 60, 80] -> features [N, 32 * width]. `width` multiplies
-    every layer's channels (1: 16, 32, 32 -> 32 features, the shipped model)."""
+    """One gray-diff frame [N, 1, IN_H, IN_W] -> features [N, 32 * width]. `width` multiplies
+    every layer's channels (1: 16, 32, 32 -> 32 features, the shipped model); the stem's
+    kernel and stride follow the input size (stem_size)."""
 
     def __init__(self, width: int = 1):
         super().__init__()
         c1, c2, out = 16 * width, 32 * width, features_of(width)
         self.features = out
+        k = stem_size()
         self.convs = nn.ModuleList([
-            nn.Conv2d(1, c1, 4, 4), nn.Conv2d(c1, c2, 3, 2), nn.Conv2d(c2, c2, 3, 2)])
+            nn.Conv2d(1, c1, k, k), nn.Conv2d(c1, c2, 3, 2), nn.Conv2d(c2, c2, 3, 2)])
         self.fc = nn.Linear(c2 * 3 * 4, out)
         # the linear layer's input and output: fake-quantised during quantisation-aware
         # fine-tuning (enable_qat), identities otherwise (no weights, nothing in the ONNX)
         self.fc_in, self.fc_out = nn.Identity(), nn.Identity()
 
     def forward(self, x):
-        for c in self.convs:
+        convs = self.convs
+        if self.convs[0].kernel_size[0] > 4 and fast_stem_ok(self.convs[0]):
+            x, convs = F.relu(patchify(x, self.convs[0])), self.convs[1:]
+        for c in convs:
             x = F.relu(c(x))
         # x @ W^T + b rather than nn.Linear's call: ONNX MatMul + Add, which both int8 formats
         # quantise to standard ops (QOperator would turn a Gemm into com.microsoft's QGemm,
