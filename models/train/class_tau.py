@@ -44,9 +44,9 @@ def main(argv=None) -> int:
         raise SystemExit(f"{a.work}/synth/train: no scenes")
     order, n_val = mm.validation_split(len(paths), a.seed)
     prior = tr.class_prior([json.loads(paths[i].read_text()) for i in order[n_val:]])
-    val = [tr.load_scene(paths[i]) for i in order[:n_val]]
     info = mm.train_info(a.work)
-    tr.set_input_size(*(int(v) for v in info["input"].split("x")))
+    tr.set_input_size(info["input"])  # before the scenes load: they are scaled to it
+    val = [tr.load_scene(paths[i]) for i in order[:n_val]]
     net = tr.ImpactNet(lookahead=info["lookahead"], width=info["width"])
     net.load_state_dict(torch.load(weights))
     print(f"{weights}; training impacts: "

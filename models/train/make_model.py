@@ -441,9 +441,9 @@ def main(argv=None) -> int:
     if a.width < 1:
         raise SystemExit(f"--width {a.width}: the channel multiplier is at least 1")
     try:
-        tr.set_input_size(*(int(v) for v in a.input.split("x")))
+        tr.set_input_size(a.input)
     except ValueError as e:
-        raise SystemExit(f"--input {a.input}: {e}")
+        raise SystemExit(f"--input: {e}")
     try:  # eval/ceiling.py (step 6) needs it; find out now, not after the training
         import scipy.ndimage  # noqa: F401
     except ImportError as e:

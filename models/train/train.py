@@ -96,11 +96,16 @@ def grid_pick(n_frames: int, fps: float, duration: float) -> np.ndarray:
     return np.clip(src, 0, n_frames - 1)
 
 
-def set_input_size(w: int, h: int) -> None:
-    """The model's input size for this run: 80x60 (the shipped model) or a multiple of it,
-    e.g. 160x120, the synthetic scenes' own size. The encoder's stem grows with it (stem_size),
-    so the rest of the network sees the same 15x20 grid."""
+def set_input_size(size: str) -> None:
+    """The model's input size for this run, "WxH": 80x60 (the shipped model) or a multiple of
+    it, e.g. 160x120, the synthetic scenes' own size. The encoder's stem grows with it
+    (stem_size), so the rest of the network sees the same 15x20 grid. Set it before loading
+    scenes (load_scene scales them to it) and before making the network."""
     global IN_W, IN_H
+    try:
+        w, h = (int(v) for v in size.split("x"))
+    except ValueError:
+        raise ValueError(f"input size {size!r}: expected WxH, e.g. 160x120") from None
     if w % 80 or h % 60 or w // 80 != h // 60 or w < 80:
         raise ValueError(f"input size {w}x{h}: must be 80x60 or a multiple of it (160x120, ...)")
     IN_W, IN_H = w, h
