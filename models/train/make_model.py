@@ -420,7 +420,7 @@ def main(argv=None) -> int:
     ap.add_argument("--width", type=int, default=1,
                     help="channel multiplier of the encoder and head (train.ImpactNet): 1 is the "
                     "shipped model (32 features), 2 doubles every layer (models/train/README.md, "
-                    "\"A wider network\")")
+                    "\"A wider network, a finer input\")")
     ap.add_argument("--input", default="80x60",
                     help="the model's input size WxH: 80x60 (the shipped model) or a multiple, "
                     "e.g. 160x120, the synthetic scenes' own size (train.set_input_size; "
