@@ -55,8 +55,16 @@ def render(s: dict) -> str:
         what += ", float32" if "float" in name else f", int8 {fmt_name}"
         a(f"| `models/{name}` | {what} | {size} |")
     a("| `models/impact-s1.toml`, `models/impact-s1-float.toml` | sidecars (form `streaming`) | |\n")
-    a("`impact-s1.onnx` is the int8 model and the daemon's default (src/config.rs). The float model "
-      "stays beside it for comparison: `impactd replay --model models/impact-s1-float.onnx`.\n")
+    if best:
+        a("`impact-s1.onnx` is the int8 model and the daemon's default (src/config.rs). The float model "
+          "stays beside it for comparison: `impactd replay --model models/impact-s1-float.onnx`.\n")
+    else:
+        losses = ", ".join(f"{'QDQ' if f == 'qdq' else 'QOperator'} {d:.3f}"
+                           for f, d in s.get("int8_loss", {}).items()) or "none ran"
+        a(f"**No int8 model**: neither int8 format came within {s.get('int8_limit', 0.02)} envelope r "
+          f"of the float model (lost: {losses}), so this run wrote only the float model, beside "
+          "this card in `WORK/no-int8/`, and left `--out` (the daemon's default model and its card) "
+          "as it was. Another `--seed`, or more `--qat-steps`, draws another network.\n")
     a("## Architecture\n")
     a(f"Streaming form (DESIGN.md): {s['params']['encoder'] + s['params']['head']} parameters.")
     a(f"- **Input**: gray-diff frames (luma minus the previous frame's, /255, /{tr.DIFF_STD}), {tr.IN_W}x{tr.IN_H}, 12 fps.")
@@ -105,7 +113,7 @@ def render(s: dict) -> str:
     seeded = (f", a {tr.WARMUP_STEPS}-step warm-up, initial weights and every draw from seed {s['seed']} "
               "(a rerun of the command on the same machine gives the same weights)" if "seed" in s else "")
     a(f"- Training: AdamW, cosine learning rate{seeded}, {s['train']['steps']} steps "
-      f"({s['train']['minutes']:.0f} min, 2 threads), 6 scenes x 3 windows per step, half of the "
+      f"({s['train']['minutes']:.0f} min, {s.get('threads', 2)} threads), 6 scenes x 3 windows per step, half of the "
       "first windows front-padded as at a stream's start.")
     if s["train"].get("qat_steps"):
         a(f"- Quantisation-aware fine-tuning (`train.qat_finetune`): {s['train']['qat_steps']} more "
@@ -129,7 +137,7 @@ def render(s: dict) -> str:
     a("\nTargets: envelope r >= 0.85, visual AP >= 0.9, event F1 >= 0.95.")
     if "float" in res and best:
         d = res["float"]["synthetic"]["envelope_r"] - res[best]["synthetic"]["envelope_r"]
-        a(f"int8 ({fmt_name}) loses {d:.4f} envelope r against float (limit 0.02).\n")
+        a(f"int8 ({fmt_name}) loses {d:.4f} envelope r against float (limit {s.get('int8_limit', 0.02)}).\n")
     if s.get("synthetic_ceiling_text"):
         a("What a perfect visual model would score here: `eval/ceiling.py --manifest TEST` scores the "
           "labels' own `envelope.impacts.frame-mean` (the clean sound of the visible impacts, no "

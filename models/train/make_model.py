@@ -12,13 +12,13 @@ From the repository root, with the pinned requirements in a venv (models/train/R
 3. reads ../shared/data/real-pool (when present): clips without visible impacts are split into
    training hard negatives and a validation half never trained on; clips with visible impacts
    whose subjects are not in eval/real-clips.toml train on their own audio's envelope;
-4. trains on CPU (2 threads) for --steps (the learning rate follows the steps, not the clock, and
+4. trains on CPU (--threads, 2) for --steps (the learning rate follows the steps, not the clock, and
    the initial weights and every draw are seeded: a rerun gives the same weights); with
    --qat-steps, then fine-tunes with int8 rounding in the forward pass (train.qat_finetune);
 5. exports the float ONNX (streaming: encoder + head; and a clip-form copy for the equivalence
    check), quantises both graphs to int8 (QDQ and QOperator, calibrated on the held-out scenes),
    times them in tract and onnxruntime with `impactd bench`, keeps the faster int8 format that
-   loses at most 0.02 envelope r against float;
+   loses at most --int8-limit (0.02) envelope r against float;
 6. evaluates float, int8 and the motion baseline through the daemon (`impactd eval`) on the
    synthetic test set, eval/real-clips.toml and eval/pool-holdout.toml (and both together, with
    a paired bootstrap over clips: eval/ceiling.py), scores the synthetic test set's labels as a
@@ -26,7 +26,12 @@ From the repository root, with the pinned requirements in a venv (models/train/R
    against), counts impact calls per minute on the held-out real-pool clips without impacts,
    measures class accuracy on the synthetic test set;
 7. writes models/impact-s1{,-encoder}.onnx (int8), models/impact-s1-float{,-encoder}.onnx,
-   their sidecars, and the model card models/impact-s1.md with every number.
+   their sidecars, and the model card models/impact-s1.md with every number (into --out).
+
+When neither int8 format is within the limit (about one draw in three, models/train/README.md),
+--out is left as it was, so the daemon's default model and the card beside it keep describing
+one network; the run's float model, sidecar and card go to WORK/no-int8/, and the command exits
+with status 2 and says so.
 """
 
 from __future__ import annotations
@@ -426,6 +431,8 @@ def main(argv=None) -> int:
                     "e.g. 160x120, the synthetic scenes' own size (train.set_input_size; "
                     "models/train/README.md, \"A wider network, a finer input\")")
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
+    ap.add_argument("--int8-limit", type=float, default=0.02,
+                    help="most envelope r the int8 model may lose against float (the issue's 0.02)")
     ap.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (cosine schedule)")
     ap.add_argument("--real-share", type=float, default=0.25,
                     help="share of training samples drawn from real-pool clips")
@@ -620,11 +627,11 @@ def main(argv=None) -> int:
     for f in runnable:
         if f not in res:
             run_eval(f, models[f])
-        ok[f] = r_float - res[f]["synthetic"]["envelope_r"] <= 0.02
+        ok[f] = r_float - res[f]["synthetic"]["envelope_r"] <= a.int8_limit
         if ok[f]:
             best = f
             break
-    log(f"int8 within 0.02 r of float: {ok}; chosen: {best}")
+    log(f"int8 within {a.int8_limit} r of float: {ok}; chosen: {best}")
     shipped = best or "float"
     classes = class_accuracy(impactd, models[shipped], test_dirs,
                              per_dir=math.ceil(a.class_scenes / len(test_dirs)))
@@ -650,14 +657,17 @@ def main(argv=None) -> int:
             if r.returncode == 0:
                 heldout += title + r.stdout.strip() + "\n\n"
 
-    # 7. ship
-    a.out.mkdir(parents=True, exist_ok=True)
+    # 7. ship: into --out only with an int8 model, so that the daemon's default (OUT/impact-s1.onnx)
+    # and the card beside it never describe two networks; else the float model and card go to
+    # WORK/no-int8/ and --out stays as it was
+    dest = a.out if best else work / "no-int8"
+    dest.mkdir(parents=True, exist_ok=True)
     if best:
-        write_model(a.out, NAME, work / best / f"{NAME}.onnx", work / best / f"{NAME}-encoder.onnx",
+        write_model(dest, NAME, work / best / f"{NAME}.onnx", work / best / f"{NAME}-encoder.onnx",
                     f"Trained impact model (models/{NAME}.md): gray-diff frames -> per-frame CNN "
                     f"encoder -> temporal convolution head -> 48-frame envelope and per-frame "
                     f"hit/collision/drop logits. int8 ({'QDQ' if best == 'qdq' else 'QOperator'}).", net)
-    write_model(a.out, f"{NAME}-float", work / "float" / f"{NAME}-float.onnx",
+    write_model(dest, f"{NAME}-float", work / "float" / f"{NAME}-float.onnx",
                 work / "float" / f"{NAME}-float-encoder.onnx",
                 f"float32 reference of {NAME} (models/{NAME}.md).", net)
     summary = {"generator": gen_name, "train": info, "params": {"encoder": tr.params(net.encoder),
@@ -670,16 +680,24 @@ def main(argv=None) -> int:
                "counts": {"train": train_count, "val": len(val_scenes), "calib": len(calib_scenes),
                           "test": per * len(test_dirs),
                           "real_neg": real_neg_n, "real_pos": real_pos_n},
-               "sizes": {p.name: p.stat().st_size for p in a.out.glob(f"{NAME}*.onnx")},
+               "sizes": {p.name: p.stat().st_size for p in dest.glob(f"{NAME}*.onnx")},
                "minutes_total": (time.time() - t_start) / 60, "real_share": a.real_share,
-               "seed": a.seed, "lookahead": a.lookahead, "width": a.width, "input": a.input,
+               "seed": a.seed, "threads": a.threads, "int8_limit": a.int8_limit,
+               "int8_loss": {f: r_float - res[f]["synthetic"]["envelope_r"] for f in ok},
+               "lookahead": a.lookahead, "width": a.width, "input": a.input,
                "command": " ".join(sys.argv)}
     (work / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     import card
-    (a.out / f"{NAME}.md").write_text(card.render(summary))
+    (dest / f"{NAME}.md").write_text(card.render(summary))
+    if not best:
+        losses = ", ".join(f"{'QDQ' if f == 'qdq' else 'QOperator'} loses {d:.3f}"
+                           for f, d in summary["int8_loss"].items()) or "no int8 format ran"
+        log(f"error: no int8 model within {a.int8_limit} envelope r of the float model ({losses}); "
+            f"{a.out} is left as it was; this run's float model and card are in {dest}. "
+            "Another --seed, or more --qat-steps, draws another network.")
     (work / "log.txt").write_text("\n".join(LOG))
-    log(f"done in {(time.time() - t_start) / 60:.1f} min: {a.out / (NAME + '.md')}")
-    return 0
+    log(f"done in {(time.time() - t_start) / 60:.1f} min: {dest / (NAME + '.md')}")
+    return 0 if best else 2
 
 
 if __name__ == "__main__":
