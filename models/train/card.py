@@ -5,6 +5,14 @@ from __future__ import annotations
 import train as tr
 
 
+INT8_FORMATS = {"qdq": "QDQ", "qop": "QOperator"}
+
+
+def int8_losses(s: dict) -> str:
+    """What each int8 format tried lost in synthetic envelope r against float, in words."""
+    return ", ".join(f"{INT8_FORMATS[k]} {d:.3f}" for k, d in s.get("int8_loss", {}).items()) or "none ran"
+
+
 def f(v, nd=3):
     if v is None:
         return "n/a"
@@ -32,11 +40,11 @@ def row(name: str, o: dict) -> str:
 def render(s: dict) -> str:
     res = s["results"]
     best = s["int8_format"]
-    fmt_name = {"qdq": "QDQ", "qop": "QOperator", None: "none"}[best]
+    fmt_name = INT8_FORMATS.get(best, "none")
     shipped = best or "float"
     kinds = [("float", "impact-s1-float (float32)")]
     for k in ("qdq", "qop"):
-        kinds.append((k, f"int8 {'QDQ' if k == 'qdq' else 'QOperator'}" + (" (shipped: impact-s1)" if k == best else "")))
+        kinds.append((k, f"int8 {INT8_FORMATS[k]}" + (" (shipped: impact-s1)" if k == best else "")))
     kinds.append(("baseline", "motion-baseline"))
     t = s["timings"]
     c = s["counts"]
@@ -59,10 +67,8 @@ def render(s: dict) -> str:
         a("`impact-s1.onnx` is the int8 model and the daemon's default (src/config.rs). The float model "
           "stays beside it for comparison: `impactd replay --model models/impact-s1-float.onnx`.\n")
     else:
-        losses = ", ".join(f"{'QDQ' if f == 'qdq' else 'QOperator'} {d:.3f}"
-                           for f, d in s.get("int8_loss", {}).items()) or "none ran"
         a(f"**No int8 model**: neither int8 format came within {s.get('int8_limit', 0.02)} envelope r "
-          f"of the float model (lost: {losses}), so this run wrote only the float model, beside "
+          f"of the float model (lost: {int8_losses(s)}), so this run wrote only the float model, beside "
           "this card in `WORK/no-int8/`, and left `--out` (the daemon's default model and its card) "
           "as it was. Another `--seed`, or more `--qat-steps`, draws another network.\n")
     a("## Architecture\n")

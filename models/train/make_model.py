@@ -56,6 +56,7 @@ sys.path.insert(0, str(HERE))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+import card  # noqa: E402
 import train as tr  # noqa: E402
 
 NAME = "impact-s1"
@@ -666,7 +667,7 @@ def main(argv=None) -> int:
         write_model(dest, NAME, work / best / f"{NAME}.onnx", work / best / f"{NAME}-encoder.onnx",
                     f"Trained impact model (models/{NAME}.md): gray-diff frames -> per-frame CNN "
                     f"encoder -> temporal convolution head -> 48-frame envelope and per-frame "
-                    f"hit/collision/drop logits. int8 ({'QDQ' if best == 'qdq' else 'QOperator'}).", net)
+                    f"hit/collision/drop logits. int8 ({card.INT8_FORMATS[best]}).", net)
     write_model(dest, f"{NAME}-float", work / "float" / f"{NAME}-float.onnx",
                 work / "float" / f"{NAME}-float-encoder.onnx",
                 f"float32 reference of {NAME} (models/{NAME}.md).", net)
@@ -687,12 +688,10 @@ def main(argv=None) -> int:
                "lookahead": a.lookahead, "width": a.width, "input": a.input,
                "command": " ".join(sys.argv)}
     (work / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
-    import card
     (dest / f"{NAME}.md").write_text(card.render(summary))
     if not best:
-        losses = ", ".join(f"{'QDQ' if f == 'qdq' else 'QOperator'} loses {d:.3f}"
-                           for f, d in summary["int8_loss"].items()) or "no int8 format ran"
-        log(f"error: no int8 model within {a.int8_limit} envelope r of the float model ({losses}); "
+        log(f"error: no int8 model within {a.int8_limit} envelope r of the float model (lost: "
+            f"{card.int8_losses(summary)}); "
             f"{a.out} is left as it was; this run's float model and card are in {dest}. "
             "Another --seed, or more --qat-steps, draws another network.")
     (work / "log.txt").write_text("\n".join(LOG))
