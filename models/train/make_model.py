@@ -624,11 +624,12 @@ def main(argv=None) -> int:
     with ThreadPoolExecutor(len(first)) as ex:
         list(ex.map(lambda km: run_eval(*km), first))
     r_float = res["float"]["synthetic"]["envelope_r"]
-    ok, best = {}, None
+    ok, loss, best = {}, {}, None
     for f in runnable:
         if f not in res:
             run_eval(f, models[f])
-        ok[f] = r_float - res[f]["synthetic"]["envelope_r"] <= a.int8_limit
+        loss[f] = r_float - res[f]["synthetic"]["envelope_r"]
+        ok[f] = loss[f] <= a.int8_limit
         if ok[f]:
             best = f
             break
@@ -684,7 +685,7 @@ def main(argv=None) -> int:
                "sizes": {p.name: p.stat().st_size for p in dest.glob(f"{NAME}*.onnx")},
                "minutes_total": (time.time() - t_start) / 60, "real_share": a.real_share,
                "seed": a.seed, "threads": a.threads, "int8_limit": a.int8_limit,
-               "int8_loss": {f: r_float - res[f]["synthetic"]["envelope_r"] for f in ok},
+               "int8_loss": loss,
                "lookahead": a.lookahead, "width": a.width, "input": a.input,
                "command": " ".join(sys.argv)}
     (work / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
