@@ -318,6 +318,52 @@ class ClipForm(nn.Module):
         return self.net.head(f)
 
 
+class EnsembleEncoder(nn.Module):
+    """The member networks' encoders side by side: one frame -> their features concatenated,
+    [N, sum of the members' features]."""
+
+    def __init__(self, encoders: list[Encoder]):
+        super().__init__()
+        self.members = nn.ModuleList(encoders)
+        self.split = [e.features for e in encoders]
+        self.features = sum(self.split)
+
+    def forward(self, x):
+        return torch.cat([e(x) for e in self.members], 1)
+
+
+class EnsembleHead(nn.Module):
+    """The members' heads, each on its own slice of the concatenated features; the envelope is
+    the mean of theirs (values stay in [0, 1]), the class logits the mean of theirs."""
+
+    def __init__(self, heads: list[Head], split: list[int]):
+        super().__init__()
+        if len({h.lookahead for h in heads}) != 1:
+            raise ValueError("ensemble members differ in look-ahead")
+        self.members = nn.ModuleList(heads)
+        self.split = split
+        self.lookahead = heads[0].lookahead
+
+    def forward(self, f):
+        outs = [h(p) for h, p in zip(self.members, f.split(self.split, dim=2))]
+        env = torch.stack([o[0] for o in outs]).mean(0)
+        return env, torch.stack([o[1] for o in outs]).mean(0)
+
+
+class Ensemble(nn.Module):
+    """Several trained ImpactNets (other seeds of one setting) as one network of the same
+    streaming contract: the encoder returns every member's features, the head averages the
+    members' outputs. Exported, quantised and run by the daemon as any ImpactNet is; it costs
+    the members' sum. Averaging draws is the usual answer to a result that moves more between
+    seeds than between settings (models/train/README.md, "An ensemble of seeds")."""
+
+    def __init__(self, nets: list[ImpactNet]):
+        super().__init__()
+        self.width = nets[0].width
+        self.encoder = EnsembleEncoder([n.encoder for n in nets])
+        self.head = EnsembleHead([n.head for n in nets], self.encoder.split)
+
+
 def params(m: nn.Module) -> int:
     return sum(p.numel() for p in m.parameters())
 
@@ -501,10 +547,15 @@ def enable_qat(net: ImpactNet) -> list:
             handles.append(m.register_forward_pre_hook(lambda mod, args: (mod.qat_in(args[0]),)))
             handles.append(m.register_forward_hook(lambda mod, args, out: mod.qat_out(out)))
             parametrize.register_parametrization(m, "weight", FakeQuantWeight())
-    enc = net.encoder
-    enc.fc_in, enc.fc_out = FakeQuant(), FakeQuant()
-    parametrize.register_parametrization(enc.fc, "weight", FakeQuantWeight())
+    for enc in encoders_of(net):
+        enc.fc_in, enc.fc_out = FakeQuant(), FakeQuant()
+        parametrize.register_parametrization(enc.fc, "weight", FakeQuantWeight())
     return handles
+
+
+def encoders_of(net) -> list[Encoder]:
+    """The Encoder modules of an ImpactNet (one) or an Ensemble (one per member)."""
+    return list(net.encoder.members) if isinstance(net.encoder, EnsembleEncoder) else [net.encoder]
 
 
 def disable_qat(net: ImpactNet, handles: list) -> None:
@@ -518,7 +569,8 @@ def disable_qat(net: ImpactNet, handles: list) -> None:
         for k in ("qat_in", "qat_out"):
             if hasattr(m, k):
                 delattr(m, k)
-    net.encoder.fc_in, net.encoder.fc_out = nn.Identity(), nn.Identity()
+    for enc in encoders_of(net):
+        enc.fc_in, enc.fc_out = nn.Identity(), nn.Identity()
 
 
 def qat_finetune(net: ImpactNet, train_scenes: list[dict], val_scenes: list[dict], steps: int,
@@ -559,7 +611,9 @@ def adjust_class_logits(net: ImpactNet, prior: np.ndarray, tau: float) -> None:
     approximates the classifier that is right equally often on every class instead of the one
     that follows the training scenes' class mix (about 7 % hit, 42 % collision, 50 % drop: a
     plain argmax almost never says `hit`). The envelope is untouched; tau = 0 changes nothing."""
-    net.head.cls.bias -= torch.from_numpy(tau * np.log(prior)).to(net.head.cls.bias.dtype)
+    heads = net.head.members if isinstance(net.head, EnsembleHead) else [net.head]
+    for h in heads:  # an ensemble's mean logits move by the same amount
+        h.cls.bias -= torch.from_numpy(tau * np.log(prior)).to(h.cls.bias.dtype)
 
 
 @torch.no_grad()
@@ -633,9 +687,16 @@ def calibration_inputs(net: ImpactNet, scenes: list[dict], windows: int = 64, se
     return enc_in, head_in
 
 
-def quantise(src: pathlib.Path, dst: pathlib.Path, inputs: list[dict], fmt: str) -> None:
-    """int8 weights and activations for Conv/MatMul/Gemm, static calibration, QDQ or QOperator."""
-    from onnxruntime.quantization import (QuantFormat, QuantType, quantize_static)
+def quantise(src: pathlib.Path, dst: pathlib.Path, inputs: list[dict], fmt: str,
+             percentile: float | None = None) -> None:
+    """int8 weights and activations for Conv/MatMul/Gemm, static calibration, QDQ or QOperator.
+    Activation ranges are the calibration data's min and max, or with `percentile` (e.g. 99.99)
+    that percentile's range (ORT's histogram calibrator): the encoder's activations are
+    heavy-tailed (the stem's output: 99th percentile 0.6, maximum 13, on the calibration
+    frames), so min/max leaves most activations a handful of the 256 levels
+    (models/train/README.md, "An ensemble of seeds")."""
+    from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
     pre = dst.with_suffix(".pre.onnx")
     # no ORT graph optimisation first: it fuses MatMul + Add into Gemm, which QOperator turns
@@ -645,7 +706,10 @@ def quantise(src: pathlib.Path, dst: pathlib.Path, inputs: list[dict], fmt: str)
                     quant_format=QuantFormat.QDQ if fmt == "qdq" else QuantFormat.QOperator,
                     op_types_to_quantize=["Conv", "MatMul", "Gemm"],
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    per_channel=False)
+                    per_channel=False,
+                    calibrate_method=(CalibrationMethod.Percentile if percentile else
+                                      CalibrationMethod.MinMax),
+                    extra_options={"CalibPercentile": percentile} if percentile else {})
     pre.unlink()
 
 
