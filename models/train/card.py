@@ -73,9 +73,20 @@ def render(s: dict) -> str:
           "as it was. Another `--seed`, or more `--qat-steps`, draws another network.\n")
     a("## Architecture\n")
     a(f"Streaming form (DESIGN.md): {s['params']['encoder'] + s['params']['head']} parameters.")
+    mem = s["train"].get("members") or []
+    n = max(1, len(mem))
+    if mem:
+        seeds = ", ".join(str(m["seed"]) for m in mem)
+        a(f"- **An ensemble of {n} networks** of the shape below, trained alone from seeds {seeds} "
+          "(`train.Ensemble`): the encoder graph runs every member's encoder on the frame and "
+          f"returns their features side by side ({n} x {tr.features_of(s.get('width', 1))}); the "
+          "head graph runs each member's head on its own features and returns the mean of their "
+          "envelopes and of their class logits. The parameter counts below are per member. "
+          "Averaging draws is there because the real-clip numbers move more between seeds of one "
+          "setting than between settings (models/train/README.md, \"An ensemble of seeds\").")
     a(f"- **Input**: gray-diff frames (luma minus the previous frame's, /255, /{tr.DIFF_STD}), {tr.IN_W}x{tr.IN_H}, 12 fps.")
     w = s.get("width", 1)
-    a(f"- **Encoder** (once per frame, {s['params']['encoder']} parameters): a {tr.stem_size()}x{tr.stem_size()} stride-{tr.stem_size()} patchify "
+    a(f"- **Encoder** (once per frame, {s['params']['encoder'] // n} parameters): a {tr.stem_size()}x{tr.stem_size()} stride-{tr.stem_size()} patchify "
       f"convolution ({16 * w} channels), two 3x3 stride-2 convolutions without padding ({32 * w}, "
       f"{32 * w}), ReLU after each -> flatten {32 * w}x3x4 -> linear -> ReLU -> "
       f"{tr.features_of(w)} features. The stem and the "
@@ -89,7 +100,7 @@ def render(s: dict) -> str:
     else:
         first = ("a causal kernel-3 1-D convolution (no look-ahead, so a frame is final as soon as "
                  "the window ending on it has run: `lookahead_frames = 0` in the sidecar)")
-    a(f"- **Head** (once per window, {s['params']['head']} parameters): over the last 48 feature vectors, "
+    a(f"- **Head** (once per window, {s['params']['head'] // n} parameters): over the last 48 feature vectors, "
       f"{first} and four causal residual 1-D convolutions, dilations 1, 2, 4, 8 (32 frames of "
       f"context), {48 * w} channels -> envelope [1, 48] (sigmoid) and class logits [1, 48, 3] per frame "
       "(hit, collision, drop).\n")
@@ -118,16 +129,31 @@ def render(s: dict) -> str:
       "real clips dog-barking and person-coughing are unseen recordings of seen subjects.)")
     seeded = (f", a {tr.WARMUP_STEPS}-step warm-up, initial weights and every draw from seed {s['seed']} "
               "(a rerun of the command on the same machine gives the same weights)" if "seed" in s else "")
-    a(f"- Training: AdamW, cosine learning rate{seeded}, {s['train']['steps']} steps "
-      f"({s['train']['minutes']:.0f} min, {s.get('threads', 2)} threads), 6 scenes x 3 windows per step, half of the "
-      "first windows front-padded as at a stream's start.")
+    if mem:
+        seeded = (f", a {tr.WARMUP_STEPS}-step warm-up, initial weights and every draw from the member's "
+                  "seed (a rerun of the command on the same machine gives the same weights)")
+        per = [m["train"] for m in mem]
+        a(f"- Training, each member alone (`make_model.py --train-only`, in its own process with one "
+          f"torch thread, {s.get('jobs', 2)} at a time): AdamW, cosine learning rate{seeded}, "
+          f"{per[0]['steps']} steps ({', '.join(format(t['minutes'], '.0f') for t in per)} min), 6 scenes x 3 "
+          "windows per step, half of the first windows front-padded as at a stream's start.")
+    else:
+        a(f"- Training: AdamW, cosine learning rate{seeded}, {s['train']['steps']} steps "
+          f"({s['train']['minutes']:.0f} min, {s.get('threads', 2)} threads), 6 scenes x 3 windows per step, half of the "
+          "first windows front-padded as at a stream's start.")
     if s["train"].get("qat_steps"):
-        a(f"- Quantisation-aware fine-tuning (`train.qat_finetune`): {s['train']['qat_steps']} more "
-          f"steps ({s['train']['qat_minutes']:.0f} min) at a peak learning rate of "
+        a(f"- Quantisation-aware fine-tuning (`train.qat_finetune`{', of the ensemble as one network' if mem else ''}): "
+          f"{s['train']['qat_steps']} more steps ({s['train']['qat_minutes']:.0f} min) at a peak learning rate of "
           f"{s['train']['qat_lr']:g}, with every convolution's and the matrix product's input, "
           "weight and output rounded to int8 as the quantiser will round them (straight-through "
           "gradients). The float model below is this fine-tuned network, so float and int8 are "
           "compared like for like.")
+    pct = s.get("encoder_percentile")
+    a("- int8 (`train.quantise`, onnxruntime `quantize_static`): int8 symmetric weights and uint8 "
+      "activations, one scale per tensor, calibrated on the held-out calibration scenes; "
+      + (f"the encoder's activation ranges at the {pct:g}th percentile of the calibration data "
+         "(its activations are heavy-tailed: min/max ranges leave most of them a few of the 256 "
+         "levels), the head's at their min/max." if pct else "activation ranges at their min/max."))
     a("")
     a("## Quality (DESIGN.md, \"Measuring quality\")\n")
     def quality_table(overall):

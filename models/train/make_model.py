@@ -14,9 +14,13 @@ From the repository root, with the pinned requirements in a venv (models/train/R
    whose subjects are not in eval/real-clips.toml train on their own audio's envelope;
 4. trains on CPU (--threads, 2) for --steps (the learning rate follows the steps, not the clock, and
    the initial weights and every draw are seeded: a rerun gives the same weights); with
-   --qat-steps, then fine-tunes with int8 rounding in the forward pass (train.qat_finetune);
+   --members N (1), N networks instead, seeds --seed .. --seed + N - 1, each in its own process
+   with one torch thread (`--train-only`), joined into one network that averages their outputs
+   (train.Ensemble); with --qat-steps, then fine-tunes the network with int8 rounding in the
+   forward pass (train.qat_finetune);
 5. exports the float ONNX (streaming: encoder + head; and a clip-form copy for the equivalence
-   check), quantises both graphs to int8 (QDQ and QOperator, calibrated on the held-out scenes),
+   check), quantises both graphs to int8 (QDQ and QOperator, calibrated on the held-out scenes;
+   with --encoder-percentile, the encoder's activation ranges at that percentile),
    times them in tract and onnxruntime with `impactd bench`, keeps the faster int8 format that
    loses at most --int8-limit (0.02) envelope r against float;
 6. evaluates float, int8 and the motion baseline through the daemon (`impactd eval`) on the
@@ -334,6 +338,70 @@ def train_info(work: pathlib.Path) -> dict:
     return info
 
 
+def read_members(dirs: list[pathlib.Path]) -> list[dict]:
+    """The summaries of finished runs (full or --train-only) to average, each with its folder as
+    "work"; their networks must have one shape."""
+    members = []
+    for d in dirs:
+        try:
+            members.append(dict(json.loads((d / "summary.json").read_text()), work=d))
+        except (OSError, ValueError) as e:
+            raise SystemExit(f"--ensemble {d}: not a finished run's work folder ({e})")
+        if not (d / f"{NAME}.pt").is_file():
+            raise SystemExit(f"--ensemble {d}: no {NAME}.pt")
+    for k in ("lookahead", "width", "input"):
+        vals = {m.get(k, {"lookahead": 0, "width": 1, "input": "80x60"}[k]) for m in members}
+        if len(vals) > 1:
+            raise SystemExit(f"--ensemble: the runs differ in {k} ({sorted(map(str, vals))})")
+    return members
+
+
+def train_members(a, impactd: pathlib.Path, data: pathlib.Path) -> list[pathlib.Path]:
+    """--members: trains each member (seed a.seed + i) with `--train-only` in its own process and
+    folder WORK/member<i> (its scenes: a link to this run's), a.jobs at a time, one torch thread
+    each (torch's second thread gains little on these small layers; three one-thread processes
+    on 2 cores made 12000 steps each in 16.5 minutes). Members are not fine-tuned: the
+    quantisation-aware fine-tuning runs once, on the ensemble. A member whose folder already
+    holds a finished --train-only run of the same arguments is kept."""
+    dirs = [a.work / f"member{i}" for i in range(a.members)]
+    cmds = []
+    for i, d in enumerate(dirs):
+        args = ["--seed", a.seed + i, "--steps", a.steps, "--train-count", a.train_count,
+                "--generator", a.generator, "--qat-steps", 0,
+                "--lookahead", a.lookahead, "--width", a.width, "--input", a.input, "--lr", a.lr,
+                "--real-share", a.real_share, "--threads", 1, "--members", 1] + (["--no-real"] if a.no_real else [])
+        cmds.append([str(x) for x in args])
+    pending, running = list(range(len(dirs))), {}
+    while pending or running:
+        while pending and len(running) < a.jobs:
+            i = pending.pop(0)
+            d = dirs[i]
+            d.mkdir(parents=True, exist_ok=True)
+            if not (d / data.name).exists():
+                (d / data.name).symlink_to(data.resolve())
+            done = d / "summary.json"
+            if done.is_file() and json.loads(done.read_text()).get("member_args") == cmds[i]:
+                log(f"member {i}: {d} already trained with these arguments, kept")
+                continue
+            log(f"member {i}: training in {d} (log: {d / 'stdout.txt'})")
+            running[i] = subprocess.Popen(
+                [sys.executable, __file__, "--work", str(d), "--impactd", str(impactd),
+                 "--train-only", *cmds[i]], stdout=open(d / "stdout.txt", "w"),
+                stderr=subprocess.STDOUT)
+        for i, p in list(running.items()):
+            if p.poll() is None:
+                continue
+            del running[i]
+            if p.returncode != 0:
+                for q in running.values():
+                    q.kill()
+                tail = (dirs[i] / "stdout.txt").read_text()[-600:]
+                raise SystemExit(f"member {i} ({dirs[i]}) failed, exit {p.returncode}:\n{tail}")
+            log(f"member {i}: done")
+        time.sleep(2)
+    return dirs
+
+
 def validation_split(n: int, seed: int) -> tuple[np.ndarray, int]:
     """The seeded split of the n training scenes (sorted by name): a permutation whose first
     n_val entries are the validation scenes, never trained on, and the rest the training ones.
@@ -410,6 +478,22 @@ def main(argv=None) -> int:
     ap.add_argument("--impactd", type=pathlib.Path, help="use this binary instead of building")
     ap.add_argument("--reuse-weights", action="store_true",
                     help="load WORK/impact-s1.pt instead of training (re-export and re-evaluate)")
+    ap.add_argument("--ensemble", type=pathlib.Path, nargs="+", metavar="WORK",
+                    help="instead of training, average the networks of these finished runs' work "
+                         "folders (their WORK/impact-s1.pt, the weights before any fine-tuning; "
+                         "other --seed values of one setting) into one model (train.Ensemble), "
+                         "fine-tune it (--qat-steps), export, quantise and evaluate it as any run "
+                         "(models/train/README.md, \"An ensemble of seeds\")")
+    ap.add_argument("--members", type=int, default=1,
+                    help="train this many networks, seeds --seed .. --seed + N - 1, each in its own "
+                         "process with one torch thread (--jobs at a time), and ship their average "
+                         "(train.Ensemble), as --ensemble does with finished runs")
+    ap.add_argument("--jobs", type=int,
+                    help="member processes at a time (--members; default: all of them, about "
+                         "3 GB of memory each)")
+    ap.add_argument("--train-only", action="store_true",
+                    help="stop after training and fine-tuning: the weights, train-info.json and a "
+                         "short summary.json in --work, for --ensemble (what --members runs per member)")
     ap.add_argument("--init-weights", type=pathlib.Path,
                     help="start training from these weights (a continued run)")
     ap.add_argument("--qat-steps", type=int, default=1500,
@@ -432,6 +516,11 @@ def main(argv=None) -> int:
                     "e.g. 160x120, the synthetic scenes' own size (train.set_input_size; "
                     "models/train/README.md, \"A wider network, a finer input\")")
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
+    ap.add_argument("--encoder-percentile", type=float, default=0,
+                    help="calibrate the int8 encoder's activation ranges at this percentile of the "
+                         "calibration data (e.g. 99.99) instead of its min/max (0, the shipped "
+                         "model); the head keeps min/max (train.quantise; models/train/README.md, "
+                         "\"An ensemble of seeds\")")
     ap.add_argument("--int8-limit", type=float, default=0.02,
                     help="most envelope r the int8 model may lose against float (the issue's 0.02)")
     ap.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (cosine schedule)")
@@ -442,9 +531,19 @@ def main(argv=None) -> int:
     ap.add_argument("--no-real", action="store_true", help="skip ../shared/data (a quick check)")
     ap.add_argument("--out", type=pathlib.Path, default=ROOT / "models",
                     help="where the shipped files and the card go")
-    a = ap.parse_args(argv)
-    if a.reuse_weights:  # the trained network's shape, before any scene is loaded at a size
-        info = train_info(a.work)
+    args_in = [str(x) for x in (argv if argv is not None else sys.argv[1:])]
+    a = ap.parse_args(args_in)
+    if a.reuse_weights and a.ensemble:
+        raise SystemExit("--reuse-weights and --ensemble: choose one")
+    a.jobs = a.jobs or a.members
+    if a.members < 1 or a.jobs < 1:
+        raise SystemExit("--members and --jobs are at least 1")
+    if a.members > 1 and (a.ensemble or a.reuse_weights or a.init_weights or a.train_only):
+        raise SystemExit("--members trains its own networks: not with --ensemble, --reuse-weights, "
+                         "--init-weights or --train-only")
+    members = read_members(a.ensemble) if a.ensemble else []
+    if a.reuse_weights or a.ensemble:  # the trained network's shape, before any scene is loaded at a size
+        info = train_info(a.work) if a.reuse_weights else train_info(a.ensemble[0])
         a.lookahead, a.width, a.input = info["lookahead"], info["width"], info["input"]
     if a.width < 1:
         raise SystemExit(f"--width {a.width}: the channel multiplier is at least 1")
@@ -473,7 +572,7 @@ def main(argv=None) -> int:
     per = math.ceil(a.test_count / len(TEST_FPS))
     test_dirs = [data / "test" / f"fps{int(fps)}" for fps in TEST_FPS]
     test_jobs = iter([(d, per, 900000 + 10000 * i, fps) for i, (d, fps) in
-                      enumerate(zip(test_dirs, TEST_FPS))])
+                      enumerate(zip(test_dirs, TEST_FPS))] if not a.train_only else [])
 
     def next_test_job():
         for d, n, seed, fps in test_jobs:
@@ -482,13 +581,19 @@ def main(argv=None) -> int:
                 return proc
         return None
 
+    if a.members > 1:
+        # the test set first, so that the members' training has the cores to itself
+        for d, n, seed, fps in test_jobs:
+            generate(impactd, use_synth, d, n, seed, fps)
+        a.ensemble = train_members(a, impactd, data)
+        members = read_members(a.ensemble)
     test_proc = next_test_job()
 
     log("loading scenes")
     # --reuse-weights without fine-tuning needs no training data: only the validation part and
     # calibration (--qat-steps fine-tunes on the training data)
     train_paths = sorted((data / "train").glob("*.json"))[: a.train_count]
-    light = a.reuse_weights and not a.qat_steps
+    light = (a.reuse_weights or a.ensemble) and not a.qat_steps
     order, n_val = validation_split(len(train_paths), a.seed)
     if light:
         keep = set(order[:n_val].tolist())
@@ -500,8 +605,8 @@ def main(argv=None) -> int:
     roles = real_pool() if not a.no_real else {"train_neg": [], "val_neg": [], "train_pos": []}
     real_neg = load_real(roles["train_neg"], negative=True) if not light else []
     real_pos = load_real(roles["train_pos"], negative=False) if not light else []
-    if a.reuse_weights:
-        info0 = json.loads((work / "summary-counts.json").read_text())
+    if a.reuse_weights or a.ensemble:
+        info0 = json.loads(((a.ensemble[0] if a.ensemble else work) / "summary-counts.json").read_text())
         train_count, real_neg_n, real_pos_n = info0["train"], info0["real_neg"], info0["real_pos"]
     else:
         train_count, real_neg_n, real_pos_n = len(train_scenes), len(real_neg), len(real_pos)
@@ -524,6 +629,22 @@ def main(argv=None) -> int:
         f"lookahead {a.lookahead}, width {a.width}")
     if a.reuse_weights:
         net.load_state_dict(torch.load(work / f"{NAME}.pt"))
+    elif a.ensemble:
+        nets = []
+        for m in members:
+            n = tr.ImpactNet(lookahead=a.lookahead, width=a.width)
+            # the trained weights before any fine-tuning: --qat-steps fine-tunes the ensemble
+            n.load_state_dict(torch.load(m["work"] / f"{NAME}.pt"))
+            nets.append(n)
+        net = tr.Ensemble(nets)
+        info = {"steps": sum(m["train"]["steps"] for m in members),
+                "minutes": sum(m["train"]["minutes"] for m in members),
+                "lookahead": a.lookahead, "width": a.width, "input": a.input,
+                "members": [{"work": str(m["work"]), "seed": m.get("seed"), "train": m["train"],
+                             "int8_loss": m.get("int8_loss", {})} for m in members]}
+        log(f"ensemble of {len(nets)} runs: " + ", ".join(
+            f"{m['work']} (seed {m.get('seed')})" for m in members)
+            + "; the validation scenes below were training scenes of some members")
     else:
         def poll():
             nonlocal test_proc
@@ -548,7 +669,8 @@ def main(argv=None) -> int:
         (work / "train-info.json").write_text(json.dumps(info))
     log(f"trained {info['steps']} steps in {info['minutes']:.1f} min; validation: "
         f"{tr.validate(net, val_scenes)}")
-    torch.save(net.state_dict(), work / f"{NAME}.pt")
+    if not a.ensemble:
+        torch.save(net.state_dict(), work / f"{NAME}.pt")
     if a.qat_steps:
         # the int8 model of some draws loses more than 0.02 r (models/train/README.md): a short
         # fine-tuning with int8 rounding in the forward pass; the float model shipped beside the
@@ -559,6 +681,16 @@ def main(argv=None) -> int:
         log(f"fine-tuned {qinfo['steps']} steps in {qinfo['minutes']:.1f} min; validation: "
             f"{tr.validate(net, val_scenes)}")
         torch.save(net.state_dict(), work / f"{NAME}-qat.pt")
+    if a.train_only:
+        (work / "summary.json").write_text(json.dumps(
+            {"train": info, "seed": a.seed, "lookahead": a.lookahead, "width": a.width,
+             "input": a.input, "threads": a.threads, "train_only": True,
+             # what train_members() passed after --train-only: a rerun with the same keeps it
+             "member_args": args_in[args_in.index("--train-only") + 1:],
+             "command": " ".join(sys.argv)}, indent=1, default=str))
+        (work / "log.txt").write_text("\n".join(LOG))
+        log(f"done (--train-only): {work / (NAME + '.pt')}")
+        return 0
     # the class head learns the training scenes' class mix (few hits): logit adjustment makes its
     # argmax right about equally often on every class (train.adjust_class_logits)
     prior = tr.class_prior([json.loads(train_paths[i].read_text()) for i in order[n_val:]])
@@ -587,7 +719,8 @@ def main(argv=None) -> int:
     for fmt in ("qdq", "qop"):
         qd = exp / fmt
         qd.mkdir(exist_ok=True)
-        tr.quantise(paths["encoder"], qd / "encoder.onnx", enc_in, fmt)
+        tr.quantise(paths["encoder"], qd / "encoder.onnx", enc_in, fmt,
+                    percentile=a.encoder_percentile or None)
         tr.quantise(paths["head"], qd / "head.onnx", head_in, fmt)
         models[fmt] = write_model(work / fmt, NAME, qd / "head.onnx", qd / "encoder.onnx",
                                   f"int8 ({fmt})", net)
@@ -684,7 +817,7 @@ def main(argv=None) -> int:
                           "real_neg": real_neg_n, "real_pos": real_pos_n},
                "sizes": {p.name: p.stat().st_size for p in dest.glob(f"{NAME}*.onnx")},
                "minutes_total": (time.time() - t_start) / 60, "real_share": a.real_share,
-               "seed": a.seed, "threads": a.threads, "int8_limit": a.int8_limit,
+               "seed": a.seed, "threads": a.threads, "jobs": a.jobs, "int8_limit": a.int8_limit, "encoder_percentile": a.encoder_percentile,
                "int8_loss": loss,
                "lookahead": a.lookahead, "width": a.width, "input": a.input,
                "command": " ".join(sys.argv)}
