@@ -360,7 +360,7 @@ def train_members(a, impactd: pathlib.Path, data: pathlib.Path) -> list[pathlib.
     """--members: trains each member (seed a.seed + i) with `--train-only` in its own process and
     folder WORK/member<i> (its scenes: a link to this run's), a.jobs at a time, one torch thread
     each (torch's second thread gains little on these small layers; three one-thread processes
-    on 2 cores made 12000 steps each in 16.5 minutes). Members are not fine-tuned: the
+    on 2 cores made 12000 steps each in 14-17 minutes). Members are not fine-tuned: the
     quantisation-aware fine-tuning runs once, on the ensemble. A member whose folder already
     holds a finished --train-only run of the same arguments is kept."""
     dirs = [a.work / f"member{i}" for i in range(a.members)]
@@ -384,16 +384,17 @@ def train_members(a, impactd: pathlib.Path, data: pathlib.Path) -> list[pathlib.
                 log(f"member {i}: {d} already trained with these arguments, kept")
                 continue
             log(f"member {i}: training in {d} (log: {d / 'stdout.txt'})")
-            running[i] = subprocess.Popen(
+            out = open(d / "stdout.txt", "w")
+            running[i] = (subprocess.Popen(
                 [sys.executable, __file__, "--work", str(d), "--impactd", str(impactd),
-                 "--train-only", *cmds[i]], stdout=open(d / "stdout.txt", "w"),
-                stderr=subprocess.STDOUT)
-        for i, p in list(running.items()):
+                 "--train-only", *cmds[i]], stdout=out, stderr=subprocess.STDOUT), out)
+        for i, (p, out) in list(running.items()):
             if p.poll() is None:
                 continue
             del running[i]
+            out.close()
             if p.returncode != 0:
-                for q in running.values():
+                for q, _ in running.values():
                     q.kill()
                 tail = (dirs[i] / "stdout.txt").read_text()[-600:]
                 raise SystemExit(f"member {i} ({dirs[i]}) failed, exit {p.returncode}:\n{tail}")
@@ -817,7 +818,8 @@ def main(argv=None) -> int:
                           "real_neg": real_neg_n, "real_pos": real_pos_n},
                "sizes": {p.name: p.stat().st_size for p in dest.glob(f"{NAME}*.onnx")},
                "minutes_total": (time.time() - t_start) / 60, "real_share": a.real_share,
-               "seed": a.seed, "threads": a.threads, "jobs": a.jobs, "int8_limit": a.int8_limit, "encoder_percentile": a.encoder_percentile,
+               "seed": a.seed, "threads": a.threads, "jobs": a.jobs, "int8_limit": a.int8_limit,
+               "encoder_percentile": a.encoder_percentile,
                "int8_loss": loss,
                "lookahead": a.lookahead, "width": a.width, "input": a.input,
                "command": " ".join(sys.argv)}
