@@ -127,20 +127,21 @@ def render(s: dict) -> str:
       "eval/real-clips.toml (drums, hammers, tennis), so the real-clip hits are on unseen material. "
       "(Real-pool clips of barking dogs and coughing people are among the trained-on negatives: the "
       "real clips dog-barking and person-coughing are unseen recordings of seen subjects.)")
-    seeded = (f", a {tr.WARMUP_STEPS}-step warm-up, initial weights and every draw from seed {s['seed']} "
-              "(a rerun of the command on the same machine gives the same weights)" if "seed" in s else "")
+    whose = "the member's seed" if mem else f"seed {s['seed']}"
+    seeded = (f", a {tr.WARMUP_STEPS}-step warm-up, initial weights and every draw from {whose} "
+              "(a rerun of the command on the same machine gives the same weights)"
+              if mem or "seed" in s else "")
     if mem:
-        seeded = (f", a {tr.WARMUP_STEPS}-step warm-up, initial weights and every draw from the member's "
-                  "seed (a rerun of the command on the same machine gives the same weights)")
-        per = [m["train"] for m in mem]
-        a(f"- Training, each member alone (`make_model.py --train-only`, in its own process with one "
-          f"torch thread, {s.get('jobs', 2)} at a time): AdamW, cosine learning rate{seeded}, "
-          f"{per[0]['steps']} steps ({', '.join(format(t['minutes'], '.0f') for t in per)} min), 6 scenes x 3 "
-          "windows per step, half of the first windows front-padded as at a stream's start.")
+        who = (", each member alone (`make_model.py --train-only`, in its own process with one "
+               f"torch thread, {s.get('jobs', 2)} at a time)")
+        minutes = ", ".join(format(m["train"]["minutes"], ".0f") for m in mem)
+        steps = f"{mem[0]['train']['steps']} steps ({minutes} min)"
     else:
-        a(f"- Training: AdamW, cosine learning rate{seeded}, {s['train']['steps']} steps "
-          f"({s['train']['minutes']:.0f} min, {s.get('threads', 2)} threads), 6 scenes x 3 windows per step, half of the "
-          "first windows front-padded as at a stream's start.")
+        who = ""
+        steps = (f"{s['train']['steps']} steps ({s['train']['minutes']:.0f} min, "
+                 f"{s.get('threads', 2)} threads)")
+    a(f"- Training{who}: AdamW, cosine learning rate{seeded}, {steps}, 6 scenes x 3 windows per "
+      "step, half of the first windows front-padded as at a stream's start.")
     if s["train"].get("qat_steps"):
         a(f"- Quantisation-aware fine-tuning (`train.qat_finetune`{', of the ensemble as one network' if mem else ''}): "
           f"{s['train']['qat_steps']} more steps ({s['train']['qat_minutes']:.0f} min) at a peak learning rate of "
