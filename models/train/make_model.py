@@ -522,6 +522,10 @@ def main(argv=None) -> int:
                          "calibration data (e.g. 99.99) instead of its min/max (0, the shipped "
                          "model); the head keeps min/max (train.quantise; models/train/README.md, "
                          "\"An ensemble of seeds\")")
+    ap.add_argument("--fold-activations", action="store_true",
+                    help="int8: fold each ReLU into the convolution "
+                         "before it, one quantisation per activation instead of two, and fine-tune "
+                         "(--qat-steps) the encoder that way (train.quantise)")
     ap.add_argument("--int8-limit", type=float, default=0.02,
                     help="most envelope r the int8 model may lose against float (the issue's 0.02)")
     ap.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (cosine schedule)")
@@ -677,7 +681,7 @@ def main(argv=None) -> int:
         # fine-tuning with int8 rounding in the forward pass; the float model shipped beside the
         # int8 one is this fine-tuned network, so the two are compared like for like
         qinfo = tr.qat_finetune(net, mix, val_scenes, a.qat_steps, seed=a.seed + 1_000_003,
-                                lr=a.qat_lr, log=log)
+                                lr=a.qat_lr, log=log, fold=a.fold_activations)
         info = dict(info, qat_steps=qinfo["steps"], qat_minutes=qinfo["minutes"], qat_lr=a.qat_lr)
         log(f"fine-tuned {qinfo['steps']} steps in {qinfo['minutes']:.1f} min; validation: "
             f"{tr.validate(net, val_scenes)}")
@@ -721,8 +725,8 @@ def main(argv=None) -> int:
         qd = exp / fmt
         qd.mkdir(exist_ok=True)
         tr.quantise(paths["encoder"], qd / "encoder.onnx", enc_in, fmt,
-                    percentile=a.encoder_percentile or None)
-        tr.quantise(paths["head"], qd / "head.onnx", head_in, fmt)
+                    percentile=a.encoder_percentile or None, fold=a.fold_activations)
+        tr.quantise(paths["head"], qd / "head.onnx", head_in, fmt, fold=a.fold_activations)
         models[fmt] = write_model(work / fmt, NAME, qd / "head.onnx", qd / "encoder.onnx",
                                   f"int8 ({fmt})", net)
     shutil.copyfile(paths["clip"], work / "float" / f"{NAME}-clip.onnx")
@@ -820,6 +824,7 @@ def main(argv=None) -> int:
                "minutes_total": (time.time() - t_start) / 60, "real_share": a.real_share,
                "seed": a.seed, "threads": a.threads, "jobs": a.jobs, "int8_limit": a.int8_limit,
                "encoder_percentile": a.encoder_percentile,
+               "fold_activations": a.fold_activations,
                "int8_loss": loss,
                "lookahead": a.lookahead, "width": a.width, "input": a.input,
                "command": " ".join(sys.argv)}

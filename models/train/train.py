@@ -258,13 +258,19 @@ class Encoder(nn.Module):
         # the linear layer's input and output: fake-quantised during quantisation-aware
         # fine-tuning (enable_qat), identities otherwise (no weights, nothing in the ONNX)
         self.fc_in, self.fc_out = nn.Identity(), nn.Identity()
+        # each convolution's activation (after its ReLU): fake-quantised by enable_qat(fold=True),
+        # identities otherwise
+        self.act_q = nn.ModuleList([nn.Identity() for _ in range(3)])
+
+    def act(self, i: int, x: torch.Tensor) -> torch.Tensor:
+        return self.act_q[i](F.relu(x))
 
     def forward(self, x):
-        convs = self.convs
+        first = 0
         if self.convs[0].kernel_size[0] > 4 and fast_stem_ok(self.convs[0]):
-            x, convs = F.relu(patchify(x, self.convs[0])), self.convs[1:]
-        for c in convs:
-            x = F.relu(c(x))
+            x, first = self.act(0, patchify(x, self.convs[0])), 1
+        for i in range(first, len(self.convs)):
+            x = self.act(i, self.convs[i](x))
         # x @ W^T + b rather than nn.Linear's call: ONNX MatMul + Add, which both int8 formats
         # quantise to standard ops (QOperator would turn a Gemm into com.microsoft's QGemm,
         # which tract does not run)
@@ -536,16 +542,29 @@ class FakeQuantWeight(nn.Module):
         return torch.fake_quantize_per_tensor_affine(w, scale, 0, -127, 127)
 
 
-def enable_qat(net: ImpactNet) -> list:
+def enable_qat(net: ImpactNet, fold: bool = False) -> list:
     """Fake-quantises what quantise() will quantise: every convolution's input, weight and
-    output, and the encoder's matrix product. Returns the hook handles for disable_qat."""
+    output, and the encoder's matrix product. Returns the hook handles for disable_qat.
+
+    With `fold` (quantise(..., fold=True)), the encoder's convolutions are fake-quantised
+    after their ReLU instead, once, as the folded int8 graph carries them: over [0, max]."""
     from torch.nn.utils import parametrize
-    handles = []
+    # with fold: the encoder convolutions whose output, and whose input, is already
+    # fake-quantised after a ReLU (Encoder.act_q)
+    handles, post_out, post_in = [], set(), set()
+    if fold:
+        for enc in encoders_of(net):
+            enc.act_q = nn.ModuleList([FakeQuant() for _ in enc.convs])
+            post_out |= {id(c) for c in enc.convs}
+            post_in |= {id(c) for c in enc.convs[1:]}
     for m in net.modules():
         if isinstance(m, (nn.Conv1d, nn.Conv2d)):
-            m.qat_in, m.qat_out = FakeQuant(), FakeQuant()
-            handles.append(m.register_forward_pre_hook(lambda mod, args: (mod.qat_in(args[0]),)))
-            handles.append(m.register_forward_hook(lambda mod, args, out: mod.qat_out(out)))
+            if id(m) not in post_in:
+                m.qat_in = FakeQuant()
+                handles.append(m.register_forward_pre_hook(lambda mod, args: (mod.qat_in(args[0]),)))
+            if id(m) not in post_out:
+                m.qat_out = FakeQuant()
+                handles.append(m.register_forward_hook(lambda mod, args, out: mod.qat_out(out)))
             parametrize.register_parametrization(m, "weight", FakeQuantWeight())
     for enc in encoders_of(net):
         enc.fc_in, enc.fc_out = FakeQuant(), FakeQuant()
@@ -571,15 +590,16 @@ def disable_qat(net: ImpactNet, handles: list) -> None:
                 delattr(m, k)
     for enc in encoders_of(net):
         enc.fc_in, enc.fc_out = nn.Identity(), nn.Identity()
+        enc.act_q = nn.ModuleList([nn.Identity() for _ in enc.convs])
 
 
 def qat_finetune(net: ImpactNet, train_scenes: list[dict], val_scenes: list[dict], steps: int,
-                 seed: int, lr: float, log=print) -> dict:
+                 seed: int, lr: float, log=print, fold: bool = False) -> dict:
     """Fine-tunes the trained float network for `steps` with int8 rounding in its forward pass,
     so that the int8 model quantise() makes from it loses less against it. The result is again
     a float network (the int8 model is made from it as from any other), with the same seeded
     schedule as train()."""
-    handles = enable_qat(net)
+    handles = enable_qat(net, fold)
     try:
         log(f"quantisation-aware fine-tuning: {steps} steps at lr {lr:g}")
         info = train(net, train_scenes, val_scenes, steps, seed=seed, lr=lr, log=log)
@@ -688,13 +708,18 @@ def calibration_inputs(net: ImpactNet, scenes: list[dict], windows: int = 64, se
 
 
 def quantise(src: pathlib.Path, dst: pathlib.Path, inputs: list[dict], fmt: str,
-             percentile: float | None = None) -> None:
+             percentile: float | None = None, fold: bool = False) -> None:
     """int8 weights and activations for Conv/MatMul/Gemm, static calibration, QDQ or QOperator.
     Activation ranges are the calibration data's min and max, or with `percentile` (e.g. 99.99)
     that percentile's range (ORT's histogram calibrator): the encoder's activations are
     heavy-tailed (the stem's output: 99th percentile 0.6, maximum 13, on the calibration
     frames), so min/max leaves most activations a handful of the 256 levels
-    (models/train/README.md, "An ensemble of seeds")."""
+    (models/train/README.md, "An ensemble of seeds").
+
+    With `fold`, a ReLU after a quantised convolution is folded into it: the convolution's int8
+    output covers the ReLU's range, [0, max], and goes straight to the next one. Without (the shipped model), its output covers its own range,
+    negative part included, and is dequantised, passed through the activation and quantised
+    again."""
     from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -704,7 +729,7 @@ def quantise(src: pathlib.Path, dst: pathlib.Path, inputs: list[dict], fmt: str,
     quant_pre_process(str(src), str(pre), skip_symbolic_shape=True, skip_optimization=True)
     quantize_static(str(pre), str(dst), _Reader(inputs),
                     quant_format=QuantFormat.QDQ if fmt == "qdq" else QuantFormat.QOperator,
-                    op_types_to_quantize=["Conv", "MatMul", "Gemm"],
+                    op_types_to_quantize=["Conv", "MatMul", "Gemm"] + (["Relu"] if fold else []),
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                     per_channel=False,
                     calibrate_method=(CalibrationMethod.Percentile if percentile else
