@@ -142,19 +142,28 @@ def render(s: dict) -> str:
                  f"{s.get('threads', 2)} threads)")
     a(f"- Training{who}: AdamW, cosine learning rate{seeded}, {steps}, 6 scenes x 3 windows per "
       "step, half of the first windows front-padded as at a stream's start.")
+    # summaries from before the option have no key: those runs rounded twice
+    fold = s.get("fold_activations", False)
     if s["train"].get("qat_steps"):
         a(f"- Quantisation-aware fine-tuning (`train.qat_finetune`{', of the ensemble as one network' if mem else ''}): "
           f"{s['train']['qat_steps']} more steps ({s['train']['qat_minutes']:.0f} min) at a peak learning rate of "
           f"{s['train']['qat_lr']:g}, with every convolution's and the matrix product's input, "
           "weight and output rounded to int8 as the quantiser will round them (straight-through "
-          "gradients). The float model below is this fine-tuned network, so float and int8 are "
+          "gradients"
+          + ("; each encoder convolution's output rounded once, after its ReLU, as the folded "
+             "int8 graph carries it" if fold else "")
+          + "). The float model below is this fine-tuned network, so float and int8 are "
           "compared like for like.")
     pct = s.get("encoder_percentile")
     a("- int8 (`train.quantise`, onnxruntime `quantize_static`): int8 symmetric weights and uint8 "
       "activations, one scale per tensor, calibrated on the held-out calibration scenes; "
       + (f"the encoder's activation ranges at the {pct:g}th percentile of the calibration data "
          "(its activations are heavy-tailed: min/max ranges leave most of them a few of the 256 "
-         "levels), the head's at their min/max." if pct else "activation ranges at their min/max."))
+         "levels), the head's at their min/max" if pct else "activation ranges at their min/max")
+      + ("; each ReLU folded into the convolution before it (one rounding per activation: "
+         "models/train/README.md, \"One quantisation per activation\")." if fold else
+         "; each convolution's output rounded over its own range, then dequantised, passed "
+         "through its ReLU and rounded again (`--no-fold-activations`)."))
     a("")
     a("## Quality (DESIGN.md, \"Measuring quality\")\n")
     def quality_table(overall):

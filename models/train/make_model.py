@@ -19,8 +19,9 @@ From the repository root, with the pinned requirements in a venv (models/train/R
    (train.Ensemble); with --qat-steps, then fine-tunes the network with int8 rounding in the
    forward pass (train.qat_finetune);
 5. exports the float ONNX (streaming: encoder + head; and a clip-form copy for the equivalence
-   check), quantises both graphs to int8 (QDQ and QOperator, calibrated on the held-out scenes;
-   with --encoder-percentile, the encoder's activation ranges at that percentile),
+   check), quantises both graphs to int8 (QDQ and QOperator, calibrated on the held-out scenes,
+   each ReLU folded into the convolution before it; with --encoder-percentile, the encoder's
+   activation ranges at that percentile),
    times them in tract and onnxruntime with `impactd bench`, keeps the faster int8 format that
    loses at most --int8-limit (0.02) envelope r against float;
 6. evaluates float, int8 and the motion baseline through the daemon (`impactd eval`) on the
@@ -32,7 +33,8 @@ From the repository root, with the pinned requirements in a venv (models/train/R
 7. writes models/impact-s1{,-encoder}.onnx (int8), models/impact-s1-float{,-encoder}.onnx,
    their sidecars, and the model card models/impact-s1.md with every number (into --out).
 
-When neither int8 format is within the limit (about one draw in three, models/train/README.md),
+When neither int8 format is within the limit (one draw in three before the ReLU folding, none
+of three since: models/train/README.md),
 --out is left as it was, so the daemon's default model and the card beside it keep describing
 one network; the run's float model, sidecar and card go to WORK/no-int8/, and the command exits
 with status 2 and says so.
@@ -522,10 +524,11 @@ def main(argv=None) -> int:
                          "calibration data (e.g. 99.99) instead of its min/max (0, the shipped "
                          "model); the head keeps min/max (train.quantise; models/train/README.md, "
                          "\"An ensemble of seeds\")")
-    ap.add_argument("--fold-activations", action="store_true",
-                    help="int8: fold each ReLU into the convolution "
-                         "before it, one quantisation per activation instead of two, and fine-tune "
-                         "(--qat-steps) the encoder that way (train.quantise)")
+    ap.add_argument("--fold-activations", action=argparse.BooleanOptionalAction, default=True,
+                    help="int8: fold each ReLU into the convolution before it, one quantisation "
+                         "per activation instead of two, and fine-tune (--qat-steps) the encoder "
+                         "that way (train.quantise; models/train/README.md, \"One quantisation per "
+                         "activation\"); --no-fold-activations: two, as the models before 2026-12-06 were made")
     ap.add_argument("--int8-limit", type=float, default=0.02,
                     help="most envelope r the int8 model may lose against float (the issue's 0.02)")
     ap.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (cosine schedule)")
