@@ -51,11 +51,27 @@ def render(s: dict) -> str:
     lines = []
     a = lines.append
     a("# impact-s1 — the trained impact model (streaming form, class head)\n")
-    a("Made by one command, from the repository root (about 35 minutes on a 2-core machine):\n")
-    a("```\npython3 -m venv /tmp/venv-train && /tmp/venv-train/bin/pip install -r models/train/requirements.txt")
-    a("/tmp/venv-train/bin/python models/train/make_model.py --work /tmp/impact-s1\n```\n")
-    a(f"This card was written by that command (`{s['command']}`, {s['minutes_total']:.0f} min in all); "
-      "its numbers are the run's. Data, checkpoints and intermediate files stay in `--work`.\n")
+    venv = ("python3 -m venv /tmp/venv-train && /tmp/venv-train/bin/pip install -r "
+            "models/train/requirements.txt")
+    if s.get("float_model"):
+        a("Made in two steps, from the repository root: a training run of `make_model.py` made the "
+          "float network (the status below says which), and `--float-model` re-quantised and "
+          "re-evaluated it as it is (about 5 minutes on a 2-core machine), which wrote the int8 "
+          "files and this card:\n")
+        a(f"```\n{venv}")
+        a(f"/tmp/venv-train/bin/python models/train/make_model.py --work /tmp/impact-s1-q --float-model {s['float_model']}\n```\n")
+    else:
+        a("Made by one command, from the repository root (about 35 minutes on a 2-core machine):\n")
+        a(f"```\n{venv}")
+        a("/tmp/venv-train/bin/python models/train/make_model.py --work /tmp/impact-s1\n```\n")
+    if s.get("float_model"):
+        a(f"This card was written by `{s['command']}` ({s['minutes_total']:.0f} min in all): the float "
+          f"network `{s['float_model']}` as it was, re-quantised and re-evaluated with the pipeline of "
+          "the day (`--float-model`); its numbers are that run's. Data and intermediate files stay "
+          "in `--work`.\n")
+    else:
+        a(f"This card was written by that command (`{s['command']}`, {s['minutes_total']:.0f} min in all); "
+          "its numbers are the run's. Data, checkpoints and intermediate files stay in `--work`.\n")
     a("## Files\n")
     a("| file | what | bytes |\n|---|---|---|")
     for name, size in sorted(s["sizes"].items()):
@@ -140,8 +156,13 @@ def render(s: dict) -> str:
         who = ""
         steps = (f"{s['train']['steps']} steps ({s['train']['minutes']:.0f} min, "
                  f"{s.get('threads', 2)} threads)")
-    a(f"- Training{who}: AdamW, cosine learning rate{seeded}, {steps}, 6 scenes x 3 windows per "
-      "step, half of the first windows front-padded as at a stream's start.")
+    if s.get("float_model"):
+        a(f"- Training: none in this run. The float network is `{s['float_model']}` as it was: its "
+          "training, quantisation-aware fine-tuning and class adjustment are those of the run that "
+          "made it (`--float-model`); the data above is what the pipeline trains on today.")
+    else:
+        a(f"- Training{who}: AdamW, cosine learning rate{seeded}, {steps}, 6 scenes x 3 windows per "
+          "step, half of the first windows front-padded as at a stream's start.")
     # summaries from before the option have no key: those runs rounded twice
     fold = s.get("fold_activations", False)
     if s["train"].get("qat_steps"):
@@ -231,7 +252,7 @@ def render(s: dict) -> str:
     rec = {k: (conf[k][k] / sum(conf[k].values()) if sum(conf[k].values()) else None) for k in tr.CLASSES}
     known = [v for v in rec.values() if v is not None]
     adj = s.get("class_adjust")
-    if adj:
+    if adj and adj["tau"]:
         vb, va = adj["validation_before"], adj["validation_after"]
         a(f"Logit adjustment (`--class-tau {adj['tau']:g}`, `train.adjust_class_logits`): the training impacts are "
           + ", ".join(f"{100 * v:.0f} % {k}" for k, v in adj["prior"].items())

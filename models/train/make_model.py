@@ -17,7 +17,8 @@ From the repository root, with the pinned requirements in a venv (models/train/R
    --members N (1), N networks instead, seeds --seed .. --seed + N - 1, each in its own process
    with one torch thread (`--train-only`), joined into one network that averages their outputs
    (train.Ensemble); with --qat-steps, then fine-tunes the network with int8 rounding in the
-   forward pass (train.qat_finetune);
+   forward pass (train.qat_finetune); with --float-model, none of this: a finished float model
+   is loaded as it is (train.load_onnx_weights), to be re-quantised and re-evaluated;
 5. exports the float ONNX (streaming: encoder + head; and a clip-form copy for the equivalence
    check), quantises both graphs to int8 (QDQ and QOperator, calibrated on the held-out scenes,
    each ReLU folded into the convolution before it; with --encoder-percentile, the encoder's
@@ -329,6 +330,29 @@ def class_accuracy(impactd, model, test_dirs: list[pathlib.Path], per_dir: int =
             "scenes": sum(min(per_dir, len(list(d.glob("*.json")))) for d in test_dirs)}
 
 
+def float_model_files(path: pathlib.Path) -> dict:
+    """--float-model: the head, its encoder (the sidecar's [encoder] file) and the network's shape
+    (look-ahead, width, input size) from the sidecar beside PATH."""
+    import tomllib
+    side = path.with_suffix(".toml")
+    try:
+        sc = tomllib.loads(side.read_text())
+        enc = path.parent / sc["encoder"]["file"]
+        feats, inp = int(sc["encoder"]["features"]), sc["input"]
+        info = {"steps": 0, "minutes": 0.0, "lookahead": int(sc["model"].get("lookahead_frames", 0)),
+                "width": feats // tr.FEATURES, "input": f"{inp['width']}x{inp['height']}"}
+    except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as e:
+        raise SystemExit(f"--float-model {path}: its sidecar {side} does not describe a streaming "
+                         f"model with an encoder ({type(e).__name__}: {e})")
+    if sc["model"].get("form") != "streaming" or feats % tr.FEATURES:
+        raise SystemExit(f"--float-model {path}: {side} is not a streaming model of this "
+                         f"pipeline (form {sc['model'].get('form')!r}, {feats} features)")
+    for f in (path, enc):
+        if not f.is_file():
+            raise SystemExit(f"--float-model {path}: {f} does not exist")
+    return {"head": path, "encoder": enc, "info": info}
+
+
 def train_info(work: pathlib.Path) -> dict:
     """A finished run's train-info.json (steps, minutes, lookahead, width, input); runs from
     before those options existed were causal, of width 1 and at 80x60, which is what a missing
@@ -497,6 +521,12 @@ def main(argv=None) -> int:
     ap.add_argument("--train-only", action="store_true",
                     help="stop after training and fine-tuning: the weights, train-info.json and a "
                          "short summary.json in --work, for --ensemble (what --members runs per member)")
+    ap.add_argument("--float-model", type=pathlib.Path, metavar="ONNX",
+                    help="instead of training, re-quantise and re-evaluate a finished float model "
+                         "(a streaming pair this command wrote, e.g. models/impact-s1-float.onnx: "
+                         "its sidecar names the encoder) as it is: no fine-tuning, no class "
+                         "adjustment (it has both); the int8 files, sidecars and card of today's "
+                         "pipeline (models/train/README.md, \"One quantisation per activation\")")
     ap.add_argument("--init-weights", type=pathlib.Path,
                     help="start training from these weights (a continued run)")
     ap.add_argument("--qat-steps", type=int, default=1500,
@@ -541,8 +571,17 @@ def main(argv=None) -> int:
                     help="where the shipped files and the card go")
     args_in = [str(x) for x in (argv if argv is not None else sys.argv[1:])]
     a = ap.parse_args(args_in)
-    if a.reuse_weights and a.ensemble:
-        raise SystemExit("--reuse-weights and --ensemble: choose one")
+    if sum(map(bool, (a.reuse_weights, a.ensemble, a.float_model))) > 1:
+        raise SystemExit("--reuse-weights, --ensemble and --float-model: choose one")
+    if a.float_model and (a.members > 1 or a.init_weights or a.train_only):
+        raise SystemExit("--float-model evaluates a finished model: not with --members, "
+                         "--init-weights or --train-only")
+    float_pair = float_model_files(a.float_model) if a.float_model else None
+    if float_pair:
+        # the model is final: its fine-tuning and class adjustment are in its weights
+        a.qat_steps, a.class_tau = 0, 0.0
+        info = float_pair["info"]
+        a.lookahead, a.width, a.input = info["lookahead"], info["width"], info["input"]
     a.jobs = a.jobs or a.members
     if a.members < 1 or a.jobs < 1:
         raise SystemExit("--members and --jobs are at least 1")
@@ -601,7 +640,7 @@ def main(argv=None) -> int:
     # --reuse-weights without fine-tuning needs no training data: only the validation part and
     # calibration (--qat-steps fine-tunes on the training data)
     train_paths = sorted((data / "train").glob("*.json"))[: a.train_count]
-    light = (a.reuse_weights or a.ensemble) and not a.qat_steps
+    light = (a.reuse_weights or a.ensemble or a.float_model) and not a.qat_steps
     order, n_val = validation_split(len(train_paths), a.seed)
     if light:
         keep = set(order[:n_val].tolist())
@@ -613,7 +652,11 @@ def main(argv=None) -> int:
     roles = real_pool() if not a.no_real else {"train_neg": [], "val_neg": [], "train_pos": []}
     real_neg = load_real(roles["train_neg"], negative=True) if not light else []
     real_pos = load_real(roles["train_pos"], negative=False) if not light else []
-    if a.reuse_weights or a.ensemble:
+    if a.float_model:
+        # what today's pipeline trains on (the card's data section describes it)
+        train_count, real_neg_n, real_pos_n = (len(order) - n_val, len(roles["train_neg"]),
+                                               len(roles["train_pos"]))
+    elif a.reuse_weights or a.ensemble:
         info0 = json.loads(((a.ensemble[0] if a.ensemble else work) / "summary-counts.json").read_text())
         train_count, real_neg_n, real_pos_n = info0["train"], info0["real_neg"], info0["real_pos"]
     else:
@@ -637,6 +680,13 @@ def main(argv=None) -> int:
         f"lookahead {a.lookahead}, width {a.width}")
     if a.reuse_weights:
         net.load_state_dict(torch.load(work / f"{NAME}.pt"))
+    elif a.float_model:
+        try:
+            tr.load_onnx_weights(net, float_pair["head"], float_pair["encoder"])
+        except ValueError as e:
+            raise SystemExit(f"--float-model: {e}")
+        log(f"float model {a.float_model} loaded as it is (no training, fine-tuning or class "
+            "adjustment in this run)")
     elif a.ensemble:
         nets = []
         for m in members:
@@ -828,6 +878,7 @@ def main(argv=None) -> int:
                "seed": a.seed, "threads": a.threads, "jobs": a.jobs, "int8_limit": a.int8_limit,
                "encoder_percentile": a.encoder_percentile,
                "fold_activations": a.fold_activations,
+               "float_model": str(a.float_model) if a.float_model else None,
                "int8_loss": loss,
                "lookahead": a.lookahead, "width": a.width, "input": a.input,
                "command": " ".join(sys.argv)}

@@ -678,6 +678,38 @@ def export(net: ImpactNet, out_dir: pathlib.Path, name: str) -> dict[str, pathli
     return paths
 
 
+def load_onnx_weights(net: ImpactNet, head: pathlib.Path, encoder: pathlib.Path) -> None:
+    """Loads a float streaming pair that export() wrote (NAME.onnx: the head, NAME-encoder.onnx)
+    back into `net`, which must have its shape (make_model.py --float-model: re-quantise a
+    finished float model). Raises ValueError naming the file and the tensor that does not fit
+    (an int8 file, an ensemble, another width)."""
+    import onnx
+    from onnx import numpy_helper
+    got = {}
+    for prefix, path in (("encoder.", encoder), ("head.", head)):
+        for init in onnx.load(str(path)).graph.initializer:
+            w = torch.from_numpy(numpy_helper.to_array(init).copy())
+            name = init.name
+            if prefix == "encoder." and name.startswith("onnx::MatMul"):
+                # the linear layer's weight, exported as the right operand of x @ W^T
+                name, w = "fc.weight", w.t().contiguous()
+            got[prefix + name] = (path, w)
+    want = net.state_dict()
+    for k, v in want.items():
+        path = encoder if k.startswith("encoder.") else head
+        if k not in got:
+            raise ValueError(f"{path}: no float tensor {k.split('.', 1)[1]} (not a float "
+                             f"impact-s1-shaped {'encoder' if path == encoder else 'head'})")
+        if got[k][1].shape != v.shape:
+            raise ValueError(f"{path}: {k.split('.', 1)[1]} is {list(got[k][1].shape)}, this "
+                             f"network's is {list(v.shape)}")
+    extra = sorted(set(got) - set(want))
+    if extra:
+        path, _ = got[extra[0]]
+        raise ValueError(f"{path}: tensor {extra[0].split('.', 1)[1]} is not in this network")
+    net.load_state_dict({k: w for k, (_, w) in got.items()})
+
+
 class _Reader:
     """onnxruntime CalibrationDataReader over a list of input dicts."""
 
