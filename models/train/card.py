@@ -60,16 +60,14 @@ def render(s: dict) -> str:
           "files and this card:\n")
         a(f"```\n{venv}")
         a(f"/tmp/venv-train/bin/python models/train/make_model.py --work /tmp/impact-s1-q --float-model {s['float_model']}\n```\n")
-    else:
-        a("Made by one command, from the repository root (about 35 minutes on a 2-core machine):\n")
-        a(f"```\n{venv}")
-        a("/tmp/venv-train/bin/python models/train/make_model.py --work /tmp/impact-s1\n```\n")
-    if s.get("float_model"):
         a(f"This card was written by `{s['command']}` ({s['minutes_total']:.0f} min in all): the float "
           f"network `{s['float_model']}` as it was, re-quantised and re-evaluated with the pipeline of "
           "the day (`--float-model`); its numbers are that run's. Data and intermediate files stay "
           "in `--work`.\n")
     else:
+        a("Made by one command, from the repository root (about 35 minutes on a 2-core machine):\n")
+        a(f"```\n{venv}")
+        a("/tmp/venv-train/bin/python models/train/make_model.py --work /tmp/impact-s1\n```\n")
         a(f"This card was written by that command (`{s['command']}`, {s['minutes_total']:.0f} min in all); "
           "its numbers are the run's. Data, checkpoints and intermediate files stay in `--work`.\n")
     a("## Files\n")
