@@ -748,10 +748,11 @@ def quantise(src: pathlib.Path, dst: pathlib.Path, inputs: list[dict], fmt: str,
     frames), so min/max leaves most activations a handful of the 256 levels
     (models/train/README.md, "An ensemble of seeds").
 
-    With `fold`, a ReLU after a quantised convolution is folded into it: the convolution's int8
-    output covers the ReLU's range, [0, max], and goes straight to the next one. Without (the shipped model), its output covers its own range,
-    negative part included, and is dequantised, passed through the activation and quantised
-    again."""
+    With `fold` (make_model.py's default, and the shipped int8 files since 2026-12-06), a ReLU
+    after a quantised convolution is folded into it: the convolution's int8 output covers the
+    ReLU's range, [0, max], and goes straight to the next one. Without it, the output covers its
+    own range, negative part included, and is dequantised, passed through the ReLU and
+    quantised again."""
     from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
