@@ -336,7 +336,9 @@ def manifest():
 EVAL_SUBJECTS = ["drum", "hammer", "dog", "cough", "tennis"]
 
 
-def pool_holdout():
+def pool_holdout(neg_fold=0):
+    """neg_fold: the third of the clips without impacts held out (make_model.py --neg-fold);
+    with another fold than 0, its negatives only (the cross-validation's held-out clips)."""
     import csv
     import zlib
 
@@ -346,10 +348,19 @@ def pool_holdout():
             text = (row["file"] + " " + row["description"]).lower()
             media = f"../../shared/data/real-pool/{row['file']}"
             name = row["file"][:-4]
-            if row["impacts_visible"] == "no" and zlib.crc32(row["file"].encode()) % 3 == 0:
+            if row["impacts_visible"] == "no" and zlib.crc32(row["file"].encode()) % 3 == neg_fold:
                 clips.append((name, media, row["description"]))
-            elif row["impacts_visible"] == "yes" and any(s in text for s in EVAL_SUBJECTS):
+            elif (neg_fold == 0 and row["impacts_visible"] == "yes"
+                  and any(s in text for s in EVAL_SUBJECTS)):
                 clips.append((name, media, None))
+    if neg_fold:
+        write_manifest(
+            f"Real-pool clips without visible impacts in fold {neg_fold}: the ones\n"
+            f"models/train/make_model.py --neg-fold {neg_fold} never trains on.",
+            f"python3 eval/make_proxy_hits.py --pool-manifest --neg-fold {neg_fold}",
+            sorted(clips),
+        )
+        return
     write_manifest(
         "Held-out real-pool clips with audio-proxy hit times (NOT human annotations): the ones\n"
         "models/train/make_model.py never trains on (about the evaluation's subjects, or without\n"
@@ -366,6 +377,9 @@ def main():
     ap.add_argument("--manifest", action="store_true", help="write eval/real-clips.toml to stdout")
     ap.add_argument("--pool-manifest", action="store_true",
                     help="write eval/pool-holdout.toml (held-out real-pool clips) to stdout")
+    ap.add_argument("--neg-fold", type=int, default=0, choices=(0, 1, 2),
+                    help="with --pool-manifest: only the clips without impacts of this fold "
+                         "(make_model.py --neg-fold; 0: eval/pool-holdout.toml)")
     ap.add_argument("--delta", type=float, default=DELTA)
     ap.add_argument("--ratio", type=float, default=RATIO)
     ap.add_argument("--tol", type=float, default=0.05)
@@ -375,7 +389,7 @@ def main():
     if a.manifest:
         manifest()
     if a.pool_manifest:
-        pool_holdout()
+        pool_holdout(a.neg_fold)
     for f in a.files:
         pred, dur = detect(f, delta=a.delta, ratio=a.ratio)
         print(f"{f}\t{dur:.3f} s\t{len(pred)} onsets\t" + " ".join(f"{t:.3f}" for t in pred))

@@ -141,6 +141,10 @@ def render(s: dict) -> str:
       "eval/real-clips.toml (drums, hammers, tennis), so the real-clip hits are on unseen material. "
       "(Real-pool clips of barking dogs and coughing people are among the trained-on negatives: the "
       "real clips dog-barking and person-coughing are unseen recordings of seen subjects.)")
+    if s.get("neg_fold"):
+        a(f"- **Negatives fold {s['neg_fold']} held out** (`--neg-fold {s['neg_fold']}`), not the "
+          "shipped split: the false-call numbers count that fold's clips, and the clips without "
+          "impacts of eval/pool-holdout.toml were trained on, so its tables flatter this model.")
     whose = "the member's seed" if mem else f"seed {s['seed']}"
     seeded = (f", a {tr.WARMUP_STEPS}-step warm-up, initial weights and every draw from {whose} "
               "(a rerun of the command on the same machine gives the same weights)"

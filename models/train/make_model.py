@@ -156,8 +156,13 @@ def combine_manifests(parts: list[pathlib.Path], out: pathlib.Path, per: int) ->
 # 3. real-pool
 # ------------------------------------------------------------------------------------------
 
-def real_pool() -> dict[str, list[pathlib.Path]]:
-    """{'train_neg', 'val_neg', 'train_pos'}: real-pool clips by role (empty without the data)."""
+def real_pool(neg_fold: int = 0) -> dict[str, list[pathlib.Path]]:
+    """{'train_neg', 'val_neg', 'train_pos'}: real-pool clips by role (empty without the data).
+
+    The clips without impacts fall in three folds by the crc32 of their name; fold `neg_fold`
+    is held out (0, the shipped models' split: the negatives of eval/pool-holdout.toml), the
+    other two are trained on. Other folds are for cross-validating the false-call rate
+    (models/train/README.md, "The false-call rate, cross-validated")."""
     roles = {"train_neg": [], "val_neg": [], "train_pos": []}
     man = SHARED / "real-pool" / "manifest.csv"
     if not man.is_file():
@@ -171,7 +176,8 @@ def real_pool() -> dict[str, list[pathlib.Path]]:
                 continue
             if row["impacts_visible"] == "no":
                 # a stable split by name: every third clip is validation, never trained on
-                key = "val_neg" if zlib.crc32(row["file"].encode()) % 3 == 0 else "train_neg"
+                fold = zlib.crc32(row["file"].encode()) % 3
+                key = "val_neg" if fold == neg_fold else "train_neg"
                 roles[key].append(path)
             elif row["impacts_visible"] == "yes" and not any(s in text for s in EVAL_SUBJECTS):
                 roles["train_pos"].append(path)
@@ -567,6 +573,11 @@ def main(argv=None) -> int:
     ap.add_argument("--class-scenes", type=int, default=1000,
                     help="test scenes replayed for the class accuracy (at most)")
     ap.add_argument("--no-real", action="store_true", help="skip ../shared/data (a quick check)")
+    ap.add_argument("--neg-fold", type=int, default=0, choices=(0, 1, 2),
+                    help="which third of the real-pool clips without impacts is held out (0: the "
+                         "shipped split, eval/pool-holdout.toml's; 1 or 2 cross-validate the "
+                         "false-call rate, and then the eval/pool-holdout.toml numbers include "
+                         "trained-on clips)")
     ap.add_argument("--out", type=pathlib.Path, default=ROOT / "models",
                     help="where the shipped files and the card go")
     args_in = [str(x) for x in (argv if argv is not None else sys.argv[1:])]
@@ -649,7 +660,7 @@ def main(argv=None) -> int:
     val_scenes = [train_scenes[i] for i in order[:n_val]]
     train_scenes = [train_scenes[i] for i in order[n_val:]]
     calib_scenes = load_dir(data / "calib")
-    roles = real_pool() if not a.no_real else {"train_neg": [], "val_neg": [], "train_pos": []}
+    roles = real_pool(a.neg_fold) if not a.no_real else {"train_neg": [], "val_neg": [], "train_pos": []}
     real_neg = load_real(roles["train_neg"], negative=True) if not light else []
     real_pos = load_real(roles["train_pos"], negative=False) if not light else []
     if a.float_model:
@@ -870,6 +881,7 @@ def main(argv=None) -> int:
                "results": res, "int8_ok": ok, "int8_format": best, "classes": classes,
                "real_classes": real_cls, "class_adjust": class_adjust, "heldout_text": heldout,
                "synthetic_ceiling_text": syn_ceiling, "roles": {k: [p.name for p in v] for k, v in roles.items()},
+               "neg_fold": a.neg_fold,
                "counts": {"train": train_count, "val": len(val_scenes), "calib": len(calib_scenes),
                           "test": per * len(test_dirs),
                           "real_neg": real_neg_n, "real_pos": real_pos_n},
