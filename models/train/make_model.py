@@ -609,6 +609,13 @@ def main(argv=None) -> int:
         tr.set_input_size(a.input)
     except ValueError as e:
         raise SystemExit(f"--input: {e}")
+    float_net = None
+    if float_pair:  # a file that does not fit (an int8 one, another shape) fails now, not after the scenes load
+        float_net = tr.ImpactNet(lookahead=a.lookahead, width=a.width)
+        try:
+            tr.load_onnx_weights(float_net, float_pair["head"], float_pair["encoder"])
+        except ValueError as e:
+            raise SystemExit(f"--float-model: {e}")
     try:  # eval/ceiling.py (step 6) needs it; find out now, not after the training
         import scipy.ndimage  # noqa: F401
     except ImportError as e:
@@ -692,10 +699,7 @@ def main(argv=None) -> int:
     if a.reuse_weights:
         net.load_state_dict(torch.load(work / f"{NAME}.pt"))
     elif a.float_model:
-        try:
-            tr.load_onnx_weights(net, float_pair["head"], float_pair["encoder"])
-        except ValueError as e:
-            raise SystemExit(f"--float-model: {e}")
+        net = float_net
         log(f"float model {a.float_model} loaded as it is (no training, fine-tuning or class "
             "adjustment in this run)")
     elif a.ensemble:

@@ -577,6 +577,11 @@ def encoders_of(net) -> list[Encoder]:
     return list(net.encoder.members) if isinstance(net.encoder, EnsembleEncoder) else [net.encoder]
 
 
+def heads_of(net) -> list[Head]:
+    """The Head modules of an ImpactNet (one) or an Ensemble (one per member)."""
+    return list(net.head.members) if isinstance(net.head, EnsembleHead) else [net.head]
+
+
 def disable_qat(net: ImpactNet, handles: list) -> None:
     """Back to the plain float network (its latent float weights), as export() wants it."""
     from torch.nn.utils import parametrize
@@ -631,8 +636,7 @@ def adjust_class_logits(net: ImpactNet, prior: np.ndarray, tau: float) -> None:
     approximates the classifier that is right equally often on every class instead of the one
     that follows the training scenes' class mix (about 7 % hit, 42 % collision, 50 % drop: a
     plain argmax almost never says `hit`). The envelope is untouched; tau = 0 changes nothing."""
-    heads = net.head.members if isinstance(net.head, EnsembleHead) else [net.head]
-    for h in heads:  # an ensemble's mean logits move by the same amount
+    for h in heads_of(net):  # an ensemble's mean logits move by the same amount
         h.cls.bias -= torch.from_numpy(tau * np.log(prior)).to(h.cls.bias.dtype)
 
 
