@@ -338,7 +338,8 @@ EVAL_SUBJECTS = ["drum", "hammer", "dog", "cough", "tennis"]
 
 def pool_holdout(neg_fold=0):
     """neg_fold: the third of the clips without impacts held out (make_model.py --neg-fold);
-    with another fold than 0, its negatives only (the cross-validation's held-out clips)."""
+    0 is eval/pool-holdout.toml, 1 and 2 the same clips with impacts beside that fold's
+    negatives (what a network trained with --neg-fold 1 or 2 never saw)."""
     import csv
     import zlib
 
@@ -350,14 +351,14 @@ def pool_holdout(neg_fold=0):
             name = row["file"][:-4]
             if row["impacts_visible"] == "no" and zlib.crc32(row["file"].encode()) % 3 == neg_fold:
                 clips.append((name, media, row["description"]))
-            elif (neg_fold == 0 and row["impacts_visible"] == "yes"
-                  and any(s in text for s in EVAL_SUBJECTS)):
+            elif row["impacts_visible"] == "yes" and any(s in text for s in EVAL_SUBJECTS):
                 clips.append((name, media, None))
     if neg_fold:
         write_manifest(
-            f"Real-pool clips without visible impacts in fold {neg_fold}: the ones\n"
-            f"models/train/make_model.py --neg-fold {neg_fold} never trains on.",
-            f"python3 eval/make_proxy_hits.py --pool-manifest --neg-fold {neg_fold}",
+            f"Held-out real-pool clips with audio-proxy hit times (NOT human annotations) of\n"
+            f"models/train/make_model.py --neg-fold {neg_fold}: eval/pool-holdout.toml's clips with\n"
+            f"impacts, and the clips without impacts of fold {neg_fold} instead of fold 0.",
+            f"python3 eval/make_proxy_hits.py --pool-manifest --neg-fold {neg_fold} > eval/pool-fold{neg_fold}.toml",
             sorted(clips),
         )
         return
@@ -378,7 +379,7 @@ def main():
     ap.add_argument("--pool-manifest", action="store_true",
                     help="write eval/pool-holdout.toml (held-out real-pool clips) to stdout")
     ap.add_argument("--neg-fold", type=int, default=0, choices=(0, 1, 2),
-                    help="with --pool-manifest: only the clips without impacts of this fold "
+                    help="with --pool-manifest: the clips without impacts of this fold "
                          "(make_model.py --neg-fold; 0: eval/pool-holdout.toml)")
     ap.add_argument("--delta", type=float, default=DELTA)
     ap.add_argument("--ratio", type=float, default=RATIO)
