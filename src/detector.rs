@@ -8,6 +8,10 @@
 //! - a visual peak likewise becomes an impact with an audio peak within tolerance, or, when none
 //!   comes and it is tall enough (`silent_threshold`), a **silent_impact**.
 //!
+//! With `audio_onset_ratio` above 1 (off by default), a matched pair whose sound rose less than
+//! that in its last frame (a bark or a syllable on a moving head, not a strike) is reported as
+//! an unseen_sound instead, and its visual peak, having been heard, as nothing.
+//!
 //! Every frame is seen once, so every peak is reported once whatever the model's hop: the
 //! exactly-once rule of DESIGN.md holds by construction. Matching is one-to-one and greedy in time.
 
@@ -35,6 +39,11 @@ pub struct DetectorConfig {
     /// ... and at least this many times the background (the median of the `prominence_frames`
     /// frames before it).
     pub audio_ratio: f32,
+    /// An audio peak makes an impact only when it is at least this many times the frame before
+    /// it (a sharp onset, as a strike's); a softer one, with a visual peak within tolerance, is
+    /// reported as unseen_sound and the visual peak as nothing. 1 (the default) turns the test
+    /// off. Barks, cries and speech on a moving head rise more slowly than strikes.
+    pub audio_onset_ratio: f32,
     /// Report sounds with no visible cause.
     pub report_unseen_sound: bool,
     /// Report visible impacts that made no sound.
@@ -51,6 +60,7 @@ impl Default for DetectorConfig {
             silent_threshold: 0.8,
             audio_floor_dbfs: -50.0,
             audio_ratio: 1.5,
+            audio_onset_ratio: 1.0,
             report_unseen_sound: true,
             report_silent_impact: true,
         }
@@ -95,6 +105,12 @@ impl DetectorConfig {
             return Err(format!(
                 "detector.audio_ratio = {} must be at least 1",
                 self.audio_ratio
+            ));
+        }
+        if !(self.audio_onset_ratio.is_finite() && self.audio_onset_ratio >= 1.0) {
+            return Err(format!(
+                "detector.audio_onset_ratio = {} must be at least 1",
+                self.audio_onset_ratio
             ));
         }
         Ok(())
@@ -156,6 +172,8 @@ struct Peak {
     frame: u64,
     /// Visual: predicted height. Audio: strength 1 - background / peak.
     strength: f32,
+    /// Audio: the peak over the frame before it (> 1). Visual: unused (0).
+    onset: f32,
     values: FrameValues,
 }
 
@@ -289,6 +307,7 @@ impl Detector {
             (cur.predicted - low >= self.cfg.visual_prominence).then_some(Peak {
                 frame: cur.index,
                 strength: cur.predicted,
+                onset: 0.0,
                 values: cur,
             })
         } else {
@@ -296,13 +315,13 @@ impl Detector {
         };
         let tol = self.cfg.tolerance_frames as u64;
         match (audio, visual) {
-            (Some(a), Some(v)) => out.push(self.impact(a, v)),
+            (Some(a), Some(v)) => self.pair(a, v, out),
             (Some(a), None) => match take_nearest(&mut self.visual_pending, a.frame, tol) {
-                Some(v) => out.push(self.impact(a, v)),
+                Some(v) => self.pair(a, v, out),
                 None => self.audio_pending.push_back(a),
             },
             (None, Some(v)) => match take_nearest(&mut self.audio_pending, v.frame, tol) {
-                Some(a) => out.push(self.impact(a, v)),
+                Some(a) => self.pair(a, v, out),
                 None => self.visual_pending.push_back(v),
             },
             (None, None) => {}
@@ -329,6 +348,7 @@ impl Detector {
         (cur.observed_raw >= self.cfg.audio_ratio * background).then(|| Peak {
             frame: cur.index,
             strength: (1.0 - background / cur.observed_raw).clamp(0.0, 1.0),
+            onset: cur.observed_raw / prev.observed_raw.max(f32::MIN_POSITIVE),
             values: cur,
         })
     }
@@ -357,18 +377,7 @@ impl Detector {
                 }
                 (Some(a), _) => {
                     self.audio_pending.pop_front();
-                    if self.cfg.report_unseen_sound {
-                        out.push(Detection {
-                            kind: Kind::UnseenSound,
-                            frame: a.frame,
-                            visual_frame: None,
-                            audio_frame: Some(a.frame),
-                            predicted: a.values.predicted,
-                            observed: a.values.observed,
-                            observed_raw: a.values.observed_raw,
-                            confidence: (a.strength * (1.0 - a.values.predicted)).clamp(0.0, 1.0),
-                        });
-                    }
+                    self.unseen(a, out);
                 }
                 (None, Some(v)) => {
                     self.visual_pending.pop_front();
@@ -376,6 +385,32 @@ impl Detector {
                 }
                 (None, None) => break,
             }
+        }
+    }
+
+    fn unseen(&self, a: Peak, out: &mut Vec<Detection>) {
+        if self.cfg.report_unseen_sound {
+            out.push(Detection {
+                kind: Kind::UnseenSound,
+                frame: a.frame,
+                visual_frame: None,
+                audio_frame: Some(a.frame),
+                predicted: a.values.predicted,
+                observed: a.values.observed,
+                observed_raw: a.values.observed_raw,
+                confidence: (a.strength * (1.0 - a.values.predicted)).clamp(0.0, 1.0),
+            });
+        }
+    }
+
+    /// An audio and a visual peak within tolerance: an impact, or, when the sound's onset is
+    /// softer than `audio_onset_ratio`, an unseen_sound (the visual peak was heard, so it is no
+    /// silent_impact either).
+    fn pair(&self, a: Peak, v: Peak, out: &mut Vec<Detection>) {
+        if a.onset >= self.cfg.audio_onset_ratio {
+            out.push(self.impact(a, v));
+        } else {
+            self.unseen(a, out);
         }
     }
 
@@ -517,6 +552,49 @@ mod tests {
     }
 
     #[test]
+    fn a_sound_that_swells_is_an_unseen_sound_under_the_onset_test() {
+        // frame 10: seen (0.9, tall enough for a silent impact) and heard, but its sound swells
+        // over three frames (1.43x the frame before); frame 25: seen and struck (100x)
+        let pred = track(40, &[(10, 0.9), (25, 0.9)], 0.05);
+        let raw = track(
+            40,
+            &[(8, 0.04), (9, 0.07), (10, 0.1), (11, 0.06), (25, 0.1)],
+            0.001,
+        );
+        let fs = frames(&pred, &raw);
+        let kinds = |cfg| {
+            run(cfg, &fs)
+                .iter()
+                .map(|e| (e.kind, e.frame))
+                .collect::<Vec<_>>()
+        };
+        // off by default: both are impacts
+        assert_eq!(
+            kinds(DetectorConfig::default()),
+            vec![(Kind::Impact, 10), (Kind::Impact, 25)]
+        );
+        let onset = |r| DetectorConfig {
+            audio_onset_ratio: r,
+            ..Default::default()
+        };
+        // at 2x the swell is a sound without a visible impact, and its visual peak was heard,
+        // so it is no silent_impact either
+        assert_eq!(
+            kinds(onset(2.0)),
+            vec![(Kind::UnseenSound, 10), (Kind::Impact, 25)]
+        );
+        assert_eq!(
+            kinds(onset(1.4)),
+            vec![(Kind::Impact, 10), (Kind::Impact, 25)]
+        );
+        let quiet = DetectorConfig {
+            report_unseen_sound: false,
+            ..onset(2.0)
+        };
+        assert_eq!(kinds(quiet), vec![(Kind::Impact, 25)]);
+    }
+
+    #[test]
     fn quiet_sounds_and_steady_noise_are_not_peaks() {
         // below -50 dBFS
         let raw = track(30, &[(12, 0.002)], 0.0001);
@@ -610,6 +688,15 @@ mod tests {
         .validate()
         .unwrap_err();
         assert!(e.contains("detector.audio_ratio"), "{e}");
+        for bad in [0.5, f32::NAN] {
+            let e = DetectorConfig {
+                audio_onset_ratio: bad,
+                ..Default::default()
+            }
+            .validate()
+            .unwrap_err();
+            assert!(e.contains("detector.audio_onset_ratio"), "{e}");
+        }
         DetectorConfig::default().validate().unwrap();
     }
 
@@ -620,10 +707,12 @@ mod tests {
         fn each_peak_reported_once(
             pred in prop::collection::vec(0.0f32..1.0, 2..200),
             raw_seed in prop::collection::vec(0.0f32..0.2, 2..200),
+            onset in prop_oneof![Just(1.0f32), 1.0f32..4.0],
         ) {
             let n = pred.len().min(raw_seed.len());
             let fs = frames(&pred[..n], &raw_seed[..n]);
-            let ev = run(DetectorConfig::default(), &fs);
+            let cfg = DetectorConfig { audio_onset_ratio: onset, ..DetectorConfig::default() };
+            let ev = run(cfg, &fs);
             let mut audio: Vec<u64> = ev.iter().filter_map(|e| e.audio_frame).collect();
             let mut visual: Vec<u64> = ev.iter().filter_map(|e| e.visual_frame).collect();
             let (la, lv) = (audio.len(), visual.len());
@@ -649,10 +738,15 @@ mod tests {
             raw in prop::collection::vec(prop_oneof![Just(0.001f32), Just(0.1f32), 0.0f32..0.2], 3..120),
             peeks in prop::collection::vec(0u8..3, 120),
             tolerance in 0u32..3,
+            onset in prop_oneof![Just(1.0f32), 1.0f32..4.0],
         ) {
             let n = pred.len().min(raw.len());
             let fs = frames(&pred[..n], &raw[..n]);
-            let cfg = DetectorConfig { tolerance_frames: tolerance, ..DetectorConfig::default() };
+            let cfg = DetectorConfig {
+                tolerance_frames: tolerance,
+                audio_onset_ratio: onset,
+                ..DetectorConfig::default()
+            };
             let plain = run(cfg.clone(), &fs);
             let mut d = Detector::new(cfg);
             let mut out = vec![];

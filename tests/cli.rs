@@ -177,6 +177,38 @@ fn seed_envelope_mode_is_selectable() {
 }
 
 #[test]
+fn the_onset_test_turns_impacts_whose_sound_swells_into_unseen_sounds() {
+    let count = |out: &Output, kind: &str| events(out).iter().filter(|e| e["kind"] == kind).count();
+    let base = run(&["replay"]);
+    assert!(base.status.success(), "{}", stderr(&base));
+    let impacts = count(&base, "impact");
+    assert!(impacts >= 3, "{}", String::from_utf8_lossy(&base.stdout));
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("onset.toml");
+    let with = |ratio: &str| {
+        std::fs::write(&cfg, format!("[detector]\naudio_onset_ratio = {ratio}\n")).unwrap();
+        let out = run(&["replay", "--config", cfg.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        out
+    };
+    // 1 is the default: nothing changes
+    assert_eq!(events(&with("1.0")).len(), events(&base).len());
+    assert_eq!(count(&with("1.0"), "impact"), impacts);
+    // no sound rises a millionfold in a frame: every impact is a sound without a visible
+    // impact, and its visual peak, heard, is no silent impact
+    let strict = with("1e6");
+    assert_eq!(count(&strict, "impact"), 0);
+    assert_eq!(
+        count(&strict, "unseen_sound"),
+        count(&base, "unseen_sound") + impacts
+    );
+    assert_eq!(
+        count(&strict, "silent_impact"),
+        count(&base, "silent_impact")
+    );
+}
+
+#[test]
 fn check_config_accepts_the_example_and_names_bad_keys() {
     let out = run(&["check-config", "impactd.example.toml"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -184,6 +216,10 @@ fn check_config_accepts_the_example_and_names_bad_keys() {
     for (text, needle) in [
         ("[detector]\nvisual_treshold = 0.4\n", "visual_treshold"),
         ("[model]\nhop = 0\n", "model.hop"),
+        (
+            "[detector]\naudio_onset_ratio = 0.5\n",
+            "detector.audio_onset_ratio",
+        ),
         ("[model]\nhop = 100\n", "model.hop"),
         ("[model]\npath = \"nowhere.onnx\"\n", "nowhere.onnx"),
         ("not toml at all = = =", "bad.toml"),
