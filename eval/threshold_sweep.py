@@ -15,6 +15,9 @@ Visual AP and envelope r do not depend on the threshold (they rank the predicted
 here come from the held-out clips of the manifests, so reading the best row off them and quoting
 that row as a result would tune on the test set.
 
+`--key` sweeps another `[detector]` key instead (its values in `--thresholds`), and `--set
+KEY=VALUE` fixes others, e.g. `--key audio_onset_ratio --thresholds 1,2 --set visual_threshold=0.55`.
+
 Usage (from the repository root):
     python3 eval/threshold_sweep.py [--bin target/release/impactd] --manifest eval/real-clips.toml
         --manifest eval/pool-holdout.toml [--thresholds 0.3,0.4,0.5,0.6] MODEL.onnx...
@@ -49,7 +52,11 @@ def main() -> int:
     ap.add_argument("--bin", default="target/release/impactd")
     ap.add_argument("--manifest", action="append", type=pathlib.Path, required=True)
     ap.add_argument("--thresholds", type=float_list, default="0.3,0.4,0.5,0.6",
-                    help="comma-separated detector.visual_threshold values")
+                    help="comma-separated values of the swept key (detector.visual_threshold)")
+    ap.add_argument("--key", default="visual_threshold",
+                    help="the [detector] key swept (default visual_threshold)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="another [detector] key, fixed for every row (repeatable)")
     ap.add_argument("models", nargs="+", type=pathlib.Path)
     a = ap.parse_args()
     for m in a.manifest:
@@ -59,7 +66,15 @@ def main() -> int:
     neg_min = sum(sum(v.values()) for v in neg.values()) / 60
     print(f"{sum(len(v) for v in neg.values())} negative clips, {neg_min:.2f} min; "
           f"manifests: {', '.join(str(m) for m in a.manifest)}\n")
-    print("| model | visual_threshold | impacts matched / false (clips with hits) | event recall "
+    fixed = []
+    for kv in a.set:
+        k, sep, v = kv.partition("=")
+        if not sep or not k.strip() or not v.strip():
+            ap.error(f"--set {kv!r}: expected KEY=VALUE, e.g. visual_threshold=0.55")
+        fixed.append(f"{k.strip()} = {v.strip()}\n")
+    if fixed:
+        print("fixed: " + ", ".join(f.strip() for f in fixed) + "\n")
+    print(f"| model | {a.key} | impacts matched / false (clips with hits) | event recall "
           "| false impacts per minute (negatives) |")
     print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory(prefix="impactd-threshold-") as tmp:
@@ -67,7 +82,7 @@ def main() -> int:
         for model in a.models:
             for t in a.thresholds:
                 cfg = tmp / f"t{t}.toml"
-                cfg.write_text(f"[detector]\nvisual_threshold = {t}\n")
+                cfg.write_text(f"[detector]\n{a.key} = {t}\n" + "".join(fixed))
                 tp = fp = fn = nfp = 0
                 for m in a.manifest:
                     out = tmp / "eval.json"
