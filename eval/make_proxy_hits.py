@@ -354,21 +354,17 @@ def pool_holdout(neg_fold=0):
             elif row["impacts_visible"] == "yes" and any(s in text for s in EVAL_SUBJECTS):
                 clips.append((name, media, None))
     if neg_fold:
-        write_manifest(
-            f"Held-out real-pool clips with audio-proxy hit times (NOT human annotations) of\n"
-            f"models/train/make_model.py --neg-fold {neg_fold}: eval/pool-holdout.toml's clips with\n"
-            f"impacts, and the clips without impacts of fold {neg_fold} instead of fold 0.",
-            f"python3 eval/make_proxy_hits.py --pool-manifest --neg-fold {neg_fold} > eval/pool-fold{neg_fold}.toml",
-            sorted(clips),
-        )
-        return
-    write_manifest(
-        "Held-out real-pool clips with audio-proxy hit times (NOT human annotations): the ones\n"
-        "models/train/make_model.py never trains on (about the evaluation's subjects, or without\n"
-        "impacts and in its validation third).",
-        "python3 eval/make_proxy_hits.py --pool-manifest > eval/pool-holdout.toml",
-        sorted(clips),
-    )
+        title = (f"Held-out real-pool clips with audio-proxy hit times (NOT human annotations) of\n"
+                 f"models/train/make_model.py --neg-fold {neg_fold}: eval/pool-holdout.toml's clips with\n"
+                 f"impacts, and the clips without impacts of fold {neg_fold} instead of fold 0.")
+        command = (f"python3 eval/make_proxy_hits.py --pool-manifest --neg-fold {neg_fold} "
+                   f"> eval/pool-fold{neg_fold}.toml")
+    else:
+        title = ("Held-out real-pool clips with audio-proxy hit times (NOT human annotations): the ones\n"
+                 "models/train/make_model.py never trains on (about the evaluation's subjects, or without\n"
+                 "impacts and in its validation third).")
+        command = "python3 eval/make_proxy_hits.py --pool-manifest > eval/pool-holdout.toml"
+    write_manifest(title, command, sorted(clips))
 
 
 def main():
