@@ -260,7 +260,7 @@ class Encoder(nn.Module):
         self.fc_in, self.fc_out = nn.Identity(), nn.Identity()
         # each convolution's activation (after its ReLU): fake-quantised by enable_qat(fold=True),
         # identities otherwise
-        self.act_q = nn.ModuleList([nn.Identity() for _ in range(3)])
+        self.act_q = nn.ModuleList([nn.Identity() for _ in self.convs])
 
     def act(self, i: int, x: torch.Tensor) -> torch.Tensor:
         return self.act_q[i](F.relu(x))
