@@ -16,7 +16,7 @@ here come from the held-out clips of the manifests, so reading the best row off 
 that row as a result would tune on the test set.
 
 `--key` sweeps another `[detector]` key instead (its values in `--thresholds`), and `--set
-KEY=VALUE` fixes others, e.g. `--key audio_onset_ratio --thresholds 1,2 --set visual_threshold=0.55`.
+KEY=VALUE` fixes others, e.g. `--key audio_attack --thresholds 0,0.6,0.75 --set visual_threshold=0.55`.
 
 Usage (from the repository root):
     python3 eval/threshold_sweep.py [--bin target/release/impactd] --manifest eval/real-clips.toml

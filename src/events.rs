@@ -9,7 +9,7 @@ use std::io::{self, Write};
 use crate::detector::Kind;
 
 /// One reported event. Field order and names are the schema of DESIGN.md; `visual_frame`,
-/// `audio_frame` and `observed_raw` are extras.
+/// `audio_frame`, `observed_raw` and `attack` are extras.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Event {
     /// Increasing from 1 within a run.
@@ -36,6 +36,10 @@ pub struct Event {
     pub audio_frame: Option<u64>,
     /// Smoothed |signal| at the audio peak before scaling.
     pub observed_raw: f32,
+    /// How suddenly the sound arrived (impact, unseen_sound): the share of its rise that came
+    /// within 20 ms, which `detector.audio_attack` is compared with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attack: Option<f32>,
 }
 
 /// One 12-fps frame of both envelopes (`--envelopes` CSV row).
@@ -189,6 +193,7 @@ mod tests {
             visual_frame: Some(15),
             audio_frame: Some(15),
             observed_raw: 0.01,
+            attack: Some(0.9),
         };
         let mut s = JsonLines::new(Vec::new());
         s.event(&e).unwrap();

@@ -176,36 +176,112 @@ fn seed_envelope_mode_is_selectable() {
     assert!(stderr(&out).contains("loud"));
 }
 
-#[test]
-fn the_onset_test_turns_impacts_whose_sound_swells_into_unseen_sounds() {
-    let count = |out: &Output, kind: &str| events(out).iter().filter(|e| e["kind"] == kind).count();
-    let base = run(&["replay"]);
-    assert!(base.status.success(), "{}", stderr(&base));
-    let impacts = count(&base, "impact");
-    assert!(impacts >= 3, "{}", String::from_utf8_lossy(&base.stdout));
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("onset.toml");
-    let with = |ratio: &str| {
-        std::fs::write(&cfg, format!("[detector]\naudio_onset_ratio = {ratio}\n")).unwrap();
-        let out = run(&["replay", "--config", cfg.to_str().unwrap()]);
-        assert!(out.status.success(), "{}", stderr(&out));
-        out
+/// The built-in scene's video as a Y4M file and its soundtrack with the first impact's strike
+/// replaced by a sound that swells into the same instant (40 dB over 0.3 s, as a bark or a
+/// voice) and dies away: (video, audio).
+fn builtin_with_a_swell_at_the_first_impact(dir: &Path) -> (PathBuf, PathBuf) {
+    use std::io::Write;
+    let scene = Scene::default();
+    let video = dir.join("scene.y4m");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&video).unwrap());
+    writeln!(
+        f,
+        "YUV4MPEG2 W{} H{} F30:1 Ip A1:1 Cmono",
+        scene.width, scene.height
+    )
+    .unwrap();
+    for i in 0..(scene.duration * scene.fps).round() as u64 {
+        let img = scene.render_frame(i as f64 / scene.fps, i, impactd::media::PixelFormat::Gray8);
+        f.write_all(b"FRAME\n").unwrap();
+        f.write_all(&img.data).unwrap();
+    }
+    f.flush().unwrap();
+    let Truth::Impact(t1) = scene.truth()[0] else {
+        panic!("the scene starts with an impact")
     };
-    // 1 is the default: nothing changes
-    assert_eq!(events(&with("1.0")).len(), events(&base).len());
-    assert_eq!(count(&with("1.0"), "impact"), impacts);
-    // no sound rises a millionfold in a frame: every impact is a sound without a visible
-    // impact, and its visual peak, heard, is no silent impact
-    let strict = with("1e6");
-    assert_eq!(count(&strict, "impact"), 0);
-    assert_eq!(
-        count(&strict, "unseen_sound"),
-        count(&base, "unseen_sound") + impacts
-    );
-    assert_eq!(
-        count(&strict, "silent_impact"),
-        count(&base, "silent_impact")
-    );
+    let r = scene.rate as f64;
+    let mut x = scene.render_audio();
+    let (from, to) = (((t1 - 0.35) * r) as usize, ((t1 + 0.45) * r) as usize);
+    for (n, v) in x.iter_mut().enumerate().take(to).skip(from) {
+        let t = n as f64 / r - t1;
+        let gain = if t < 0.0 {
+            0.3 * 10f64.powf((-40.0 * (-t / 0.3).min(1.0)) / 20.0)
+        } else {
+            0.3 * (-t / 0.05).exp()
+        };
+        // the strike's samples give way to the swell, the noise floor stays
+        let noise = ((n as f64 * 12.9898).sin() * 43758.5453).fract().abs() * 0.002 - 0.001;
+        *v = (gain * (2.0 * std::f64::consts::PI * 300.0 * t).sin() + noise) as f32;
+    }
+    let audio = dir.join("scene.wav");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: scene.rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&audio, spec).unwrap();
+    for s in x {
+        w.write_sample((s.clamp(-1.0, 1.0) * 32767.0) as i16)
+            .unwrap();
+    }
+    w.finalize().unwrap();
+    (video, audio)
+}
+
+#[test]
+fn the_attack_test_turns_an_impact_whose_sound_swells_into_an_unseen_sound() {
+    let dir = tempfile::tempdir().unwrap();
+    let (video, audio) = builtin_with_a_swell_at_the_first_impact(dir.path());
+    let cfg = dir.path().join("attack.toml");
+    let with = |attack: f32| {
+        std::fs::write(&cfg, format!("[detector]\naudio_attack = {attack}\n")).unwrap();
+        let out = run(&[
+            "replay",
+            video.to_str().unwrap(),
+            "--audio",
+            audio.to_str().unwrap(),
+            "--config",
+            cfg.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        events(&out)
+    };
+    let kinds = |ev: &[serde_json::Value]| -> Vec<(String, i64)> {
+        ev.iter()
+            .map(|e| {
+                (
+                    e["kind"].as_str().unwrap().to_string(),
+                    e["frame"].as_i64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    // off: the swell, seen as the block lands, is an impact like the strikes; every event
+    // with a sound carries its attack, the swell's well below the strikes' 1
+    let off = with(0.0);
+    let impacts: Vec<&serde_json::Value> = off.iter().filter(|e| e["kind"] == "impact").collect();
+    assert_eq!(impacts.len(), 3, "{off:#?}");
+    let swell = impacts[0]["attack"].as_f64().unwrap();
+    assert!(swell < 0.5, "the swell's attack: {swell}");
+    for e in &off {
+        match e["kind"].as_str().unwrap() {
+            "silent_impact" => assert!(e.get("attack").is_none(), "{e}"),
+            _ => assert!((0.0..=1.0).contains(&e["attack"].as_f64().unwrap()), "{e}"),
+        }
+    }
+    for e in &impacts[1..] {
+        assert!(e["attack"].as_f64().unwrap() > 0.9, "a strike: {e}");
+    }
+    // at 0.6 the swell is a sound with no visible impact, and its visual peak, heard, is no
+    // silent impact; everything else is as it was
+    let on = with(0.6);
+    let mut expected = kinds(&off);
+    let first = expected.iter().position(|(k, _)| k == "impact").unwrap();
+    expected[first].0 = "unseen_sound".into();
+    assert_eq!(kinds(&on), expected);
+    // just below the swell's attack nothing changes
+    assert_eq!(kinds(&with(swell as f32 - 0.01)), kinds(&off));
 }
 
 #[test]
@@ -216,10 +292,7 @@ fn check_config_accepts_the_example_and_names_bad_keys() {
     for (text, needle) in [
         ("[detector]\nvisual_treshold = 0.4\n", "visual_treshold"),
         ("[model]\nhop = 0\n", "model.hop"),
-        (
-            "[detector]\naudio_onset_ratio = 0.5\n",
-            "detector.audio_onset_ratio",
-        ),
+        ("[detector]\naudio_attack = 1.5\n", "detector.audio_attack"),
         ("[model]\nhop = 100\n", "model.hop"),
         ("[model]\npath = \"nowhere.onnx\"\n", "nowhere.onnx"),
         ("not toml at all = = =", "bad.toml"),

@@ -70,6 +70,7 @@ fn the_curves_the_marker_and_the_frame_are_where_the_data_says() {
         visual_frame: Some(60),
         audio_frame: Some(60),
         observed_raw: 0.1,
+        attack: None,
     };
     let green = Image::new(64, 48, PixelFormat::Rgb8, [20u8, 200, 20].repeat(64 * 48));
     let (png, g) = evidence::render(&event, &rows, Some(&green)).unwrap();

@@ -483,6 +483,7 @@ mod tests {
             visual_frame: None,
             audio_frame: None,
             observed_raw: 0.0,
+            attack: None,
         })
     }
 
