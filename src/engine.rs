@@ -555,7 +555,7 @@ pub struct Refiner {
     ring: VecDeque<f32>,
     base: u64,
     capacity: usize,
-    /// Prefix sums and loudness for [`Refiner::attack`], reused.
+    /// Sums of |x| and loudness for [`Refiner::attack`], reused.
     prefix: Vec<f64>,
     loudness: Vec<f64>,
 }
@@ -628,27 +628,39 @@ impl Refiner {
             return Some(1.0);
         }
         let s0 = first_t - d - w;
+        // Instants t_i = first_t + i * tick before hi; e(t) = (P(t) - P(t - w)) / w with P(t)
+        // the sum of |x| over [s0, t), accumulated in sample order. Only the four values of P
+        // that instant i reads are kept (at t_i, t_i - w, t_i - d, t_i - d - w): a few
+        // kilobytes, where P at every sample would be a hundred.
+        let n = (hi - first_t).div_ceil(tick) as usize;
         self.prefix.clear();
-        self.prefix.push(0.0);
+        self.prefix.resize(4 * n, 0.0);
+        // where each of the four is read next, and for which instant
+        let mut next_at = [first_t, first_t - w, first_t - d, first_t - d - w];
+        let mut next_i = [0usize; 4];
         let mut acc = 0.0f64;
-        for i in s0..hi {
-            acc += self.ring[(i - self.base) as usize] as f64;
-            self.prefix.push(acc);
+        let held = (s0 - self.base) as usize..(hi - self.base) as usize;
+        for (pos, v) in (s0..).zip(self.ring.range(held)) {
+            for k in 0..4 {
+                if next_at[k] == pos && next_i[k] < n {
+                    self.prefix[k * n + next_i[k]] = acc;
+                    next_i[k] += 1;
+                    next_at[k] += tick;
+                }
+            }
+            acc += *v as f64;
         }
-        let prefix = &self.prefix;
-        let mean_before =
-            |t: u64| (prefix[(t - s0) as usize] - prefix[(t - w - s0) as usize]) / w as f64;
-        // loudness[i] = e(t_i), rise[i] = e(t_i) - e(t_i - d), t_i = first_t + i * tick
+        let p = |k: usize, i: usize| self.prefix[k * n + i];
+        // loudness[i] = e(t_i), rise[i] = e(t_i) - e(t_i - d)
         self.loudness.clear();
-        let mut t = first_t;
-        while t < hi {
-            self.loudness.push(mean_before(t));
-            self.loudness.push(mean_before(t) - mean_before(t - d));
-            t += tick;
+        for i in 0..n {
+            let e_now = (p(0, i) - p(1, i)) / w as f64;
+            let e_before = (p(2, i) - p(3, i)) / w as f64;
+            self.loudness.push(e_now);
+            self.loudness.push(e_now - e_before);
         }
         let e = |i: usize| self.loudness[2 * i];
         let rise = |i: usize| self.loudness[2 * i + 1];
-        let n = self.loudness.len() / 2;
         let lo_i = (lo.max(first_t) - first_t).div_ceil(tick) as usize;
         let Some(peak_i) = (lo_i..n).max_by(|&a, &b| e(a).total_cmp(&e(b))) else {
             return Some(1.0);
@@ -861,10 +873,9 @@ mod tests {
         assert_eq!(rows, (0..6).collect::<Vec<_>>());
     }
 
-    /// 5 s at 16 kHz (more than the refiner holds): quiet noise (mean |x| 0.0005), a click at 1.3 s, and a tone that swells
+    /// 5 s at `rate` (more than the refiner holds): quiet noise (mean |x| 0.0005), a click at 1.3 s, and a tone that swells
     /// by 60 dB over 0.4 s from 2.0 s (from below the noise to 0.3; 3 dB per 20 ms).
-    fn click_and_swell() -> Vec<f32> {
-        let rate = 16_000usize;
+    fn click_and_swell(rate: usize) -> Vec<f32> {
         let mut seed = 12345u32;
         let mut x: Vec<f32> = (0..5 * rate)
             .map(|_| {
@@ -873,8 +884,9 @@ mod tests {
             })
             .collect();
         let click = (1.3 * rate as f64) as usize;
-        for i in 0..1600 {
-            x[click + i] += 0.5 * (-(i as f32) / 200.0).exp() * if i % 2 == 0 { 1.0 } else { -1.0 };
+        for i in 0..rate / 10 {
+            let decay = (-(i as f32) / (rate as f32 / 80.0)).exp();
+            x[click + i] += 0.5 * decay * if i % 2 == 0 { 1.0 } else { -1.0 };
         }
         let swell = 2 * rate;
         for i in 0..rate / 2 {
@@ -887,7 +899,7 @@ mod tests {
     }
 
     /// The engine's attack per frame when `x` is pushed in blocks of `block` samples.
-    fn attacks(x: &[f32], block: usize) -> Vec<f32> {
+    fn attacks(x: &[f32], rate: u32, block: usize) -> Vec<f32> {
         let fake = Fake {
             lookahead: 1,
             default_hop: 6,
@@ -903,7 +915,7 @@ mod tests {
         let mut engine = Engine::new(cfg, Box::new(fake));
         let mut rows = Rows::default();
         for b in x.chunks(block) {
-            engine.push_audio(16_000, b, &mut rows).unwrap();
+            engine.push_audio(rate, b, &mut rows).unwrap();
         }
         engine.finish_audio(&mut rows).unwrap();
         // no video: nothing is final, so every frame's values are still held
@@ -913,8 +925,8 @@ mod tests {
 
     #[test]
     fn a_click_has_a_sharp_attack_and_a_swell_a_soft_one_however_the_audio_is_pushed() {
-        let x = click_and_swell();
-        let whole = attacks(&x, x.len());
+        let x = click_and_swell(16_000);
+        let whole = attacks(&x, 16_000, x.len());
         assert_eq!(
             whole.len(),
             61,
@@ -922,7 +934,7 @@ mod tests {
         );
         // in one push, 5 s would have pushed the first second out of the refiner
         for block in [37, 1000, 8000, 20_000] {
-            assert_eq!(attacks(&x, block), whole, "blocks of {block}");
+            assert_eq!(attacks(&x, 16_000, block), whole, "blocks of {block}");
         }
         // the click (1.3 s, frame 15.6) is in frame 16's interval: all of its rise at once
         assert!(whole[16] > 0.95, "{whole:?}");
@@ -931,6 +943,66 @@ mod tests {
         let swell = &whole[26..30];
         assert!(swell.iter().all(|&a| (0.2..0.45).contains(&a)), "{swell:?}");
         assert!(whole.iter().all(|a| (0.0..=1.0).contains(a)), "{whole:?}");
+    }
+
+    /// The attack of frame `k` by its definition, over the whole signal: P at every sample.
+    fn attack_by_definition(x: &[f32], rate: u32, k: u64) -> f32 {
+        let r = rate as u64;
+        let (lo, hi) = (
+            ((k.max(1) - 1) * r).div_ceil(12),
+            ((2 * k + 1) * r).div_ceil(24),
+        );
+        let hi = hi.min(x.len() as u64);
+        let (w, d, look, tick) = (r / 100, r / 50, r * 150 / 1000, r / 1000);
+        let first_t = lo.saturating_sub(look).max(d + w);
+        let s0 = first_t - d - w;
+        let mut p = vec![0.0f64];
+        for v in &x[s0 as usize..hi as usize] {
+            p.push(p.last().unwrap() + v.abs() as f64);
+        }
+        let e = |t: u64| (p[(t - s0) as usize] - p[(t - w - s0) as usize]) / w as f64;
+        let ts: Vec<u64> = (first_t..hi).step_by(tick as usize).collect();
+        let peak = ts
+            .iter()
+            .filter(|&&t| t >= lo)
+            .copied()
+            .max_by(|&a, &b| e(a).total_cmp(&e(b)))
+            .unwrap();
+        let base = ts
+            .iter()
+            .filter(|&&t| t + look / tick * tick >= peak && t <= peak)
+            .copied()
+            .min_by(|&a, &b| e(a).total_cmp(&e(b)))
+            .unwrap();
+        let jump = ts
+            .iter()
+            .filter(|&&t| t >= base && t <= peak)
+            .map(|&t| e(t) - e(t - d))
+            .fold(0.0f64, f64::max);
+        let total = e(peak) - e(base);
+        if total <= 0.0 {
+            1.0
+        } else {
+            (jump / total).clamp(0.0, 1.0) as f32
+        }
+    }
+
+    #[test]
+    fn the_refiner_measures_the_attack_as_defined() {
+        // 44.1 kHz: the 10-ms mean and the 20-ms step are not whole numbers of 1-ms ticks
+        for rate in [16_000u32, 44_100] {
+            let x = click_and_swell(rate as usize);
+            let engine = attacks(&x, rate, 1000);
+            // from frame 1 (frame 0's window starts before the 30 ms that e needs) to the
+            // last frame whose window the signal holds
+            for k in 1..60 {
+                assert_eq!(
+                    engine[k as usize],
+                    attack_by_definition(&x, rate, k),
+                    "{rate} Hz, frame {k}"
+                );
+            }
+        }
     }
 
     #[test]
