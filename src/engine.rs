@@ -555,9 +555,8 @@ pub struct Refiner {
     ring: VecDeque<f32>,
     base: u64,
     capacity: usize,
-    /// Sums of |x| and loudness for [`Refiner::attack`], reused.
+    /// Sums of |x| for [`Refiner::attack`], reused.
     prefix: Vec<f64>,
-    loudness: Vec<f64>,
 }
 
 /// [`Refiner::attack`]: the loudness `e(t)` is the mean |x| over this long before `t` ...
@@ -576,7 +575,6 @@ impl Refiner {
             base: 0,
             capacity: rate as usize * 4,
             prefix: Vec::new(),
-            loudness: Vec::new(),
         }
     }
 
@@ -651,16 +649,9 @@ impl Refiner {
             acc += *v as f64;
         }
         let p = |k: usize, i: usize| self.prefix[k * n + i];
-        // loudness[i] = e(t_i), rise[i] = e(t_i) - e(t_i - d)
-        self.loudness.clear();
-        for i in 0..n {
-            let e_now = (p(0, i) - p(1, i)) / w as f64;
-            let e_before = (p(2, i) - p(3, i)) / w as f64;
-            self.loudness.push(e_now);
-            self.loudness.push(e_now - e_before);
-        }
-        let e = |i: usize| self.loudness[2 * i];
-        let rise = |i: usize| self.loudness[2 * i + 1];
+        // e(t_i), and its rise over the step: e(t_i) - e(t_i - d)
+        let e = |i: usize| (p(0, i) - p(1, i)) / w as f64;
+        let rise = |i: usize| e(i) - (p(2, i) - p(3, i)) / w as f64;
         let lo_i = (lo.max(first_t) - first_t).div_ceil(tick) as usize;
         let Some(peak_i) = (lo_i..n).max_by(|&a, &b| e(a).total_cmp(&e(b))) else {
             return Some(1.0);
