@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 use impactd::sources::synthetic::{Scene, Truth};
 
 mod common;
-use common::BASELINE;
+use common::{BASELINE, write_wav, write_y4m};
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_impactd"));
@@ -180,22 +180,13 @@ fn seed_envelope_mode_is_selectable() {
 /// replaced by a sound that swells into the same instant (40 dB over 0.3 s, as a bark or a
 /// voice) and dies away: (video, audio).
 fn builtin_with_a_swell_at_the_first_impact(dir: &Path) -> (PathBuf, PathBuf) {
-    use std::io::Write;
     let scene = Scene::default();
     let video = dir.join("scene.y4m");
-    let mut f = std::io::BufWriter::new(std::fs::File::create(&video).unwrap());
-    writeln!(
-        f,
-        "YUV4MPEG2 W{} H{} F30:1 Ip A1:1 Cmono",
-        scene.width, scene.height
-    )
-    .unwrap();
-    for i in 0..(scene.duration * scene.fps).round() as u64 {
-        let img = scene.render_frame(i as f64 / scene.fps, i, impactd::media::PixelFormat::Gray8);
-        f.write_all(b"FRAME\n").unwrap();
-        f.write_all(&img.data).unwrap();
-    }
-    f.flush().unwrap();
+    let frames = (0..(scene.duration * scene.fps).round() as u64).map(|i| {
+        let gray = impactd::media::PixelFormat::Gray8;
+        scene.render_frame(i as f64 / scene.fps, i, gray).data
+    });
+    write_y4m(&video, frames, scene.width, scene.height);
     let Truth::Impact(t1) = scene.truth()[0] else {
         panic!("the scene starts with an impact")
     };
@@ -214,18 +205,7 @@ fn builtin_with_a_swell_at_the_first_impact(dir: &Path) -> (PathBuf, PathBuf) {
         *v = (gain * (2.0 * std::f64::consts::PI * 300.0 * t).sin() + noise) as f32;
     }
     let audio = dir.join("scene.wav");
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: scene.rate,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(&audio, spec).unwrap();
-    for s in x {
-        w.write_sample((s.clamp(-1.0, 1.0) * 32767.0) as i16)
-            .unwrap();
-    }
-    w.finalize().unwrap();
+    write_wav(&audio, &x, scene.rate);
     (video, audio)
 }
 

@@ -1,41 +1,13 @@
 //! `impactd eval` end to end: the built-in scene written out as Y4M + WAV, and a still clip whose
 //! sounds have no visible cause; the metrics must tell them apart.
 
-use std::io::Write;
-use std::path::Path;
 use std::process::Command;
 
 use impactd::media::PixelFormat;
 use impactd::sources::synthetic::{Scene, Truth};
 
 mod common;
-use common::BASELINE;
-
-fn write_y4m(path: &Path, frames: impl Iterator<Item = Vec<u8>>, w: u32, h: u32) {
-    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    writeln!(f, "YUV4MPEG2 W{w} H{h} F30:1 Ip A1:1 C420jpeg").unwrap();
-    let chroma = vec![128u8; (w as usize / 2) * (h as usize / 2) * 2];
-    for y in frames {
-        f.write_all(b"FRAME\n").unwrap();
-        f.write_all(&y).unwrap();
-        f.write_all(&chroma).unwrap();
-    }
-}
-
-fn write_wav(path: &Path, samples: &[f32], rate: u32) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: rate,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for s in samples {
-        w.write_sample((s.clamp(-1.0, 1.0) * 32767.0) as i16)
-            .unwrap();
-    }
-    w.finalize().unwrap();
-}
+use common::{BASELINE, write_wav, write_y4m};
 
 #[test]
 fn eval_scores_a_clip_and_its_mismatched_pair() {
