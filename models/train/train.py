@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import math
 import pathlib
+import re
 import subprocess
 
 import numpy as np
@@ -137,7 +138,7 @@ def box_resize(frames: np.ndarray, w: int | None = None, h: int | None = None) -
         return m
 
     my, mx = weights(sh, h), weights(sw, w)
-    x = np.einsum("yh,nhw,xw->nyx", my, frames.astype(np.float32), mx)
+    x = my @ frames.astype(np.float32) @ mx.T  # [h, H] @ [N, H, W] @ [W, w]
     return np.clip(np.floor(x + 0.5), 0, 255).astype(np.uint8)
 
 
@@ -779,19 +780,63 @@ def quantise(src: pathlib.Path, dst: pathlib.Path, inputs: list[dict], fmt: str,
 # Real clips (self-supervised: their own audio)
 # ------------------------------------------------------------------------------------------
 
+SHOWINFO = re.compile(r"\bn:\s*\d+\s+pts:\s*(-?\d+)\s.*?\bs:(\d+)x(\d+)")
+TIME_BASE = re.compile(r"config in time_base:\s*(\d+)/(\d+)")
+
+
+def grid_by_pts(pts: np.ndarray, num: int, den: int, max_s: float | None = None) -> np.ndarray:
+    """Indices of the frames (integer timestamps `pts`, increasing, in units of num/den s) that
+    fill the 12-fps grid, by the rule of src/sources/grid.rs: grid point k at k / 12 s shows the
+    frame whose timestamp is nearest (an exact tie: the earlier one), and the grid runs to the
+    last frame's time plus half the last frame interval (1/12 s with one frame). Exact integer
+    arithmetic, in units of 1 / (12 den) s, so ties are ties (at 15 and 30 fps many are)."""
+    p = np.asarray(pts, np.int64) * (12 * num)  # frame times
+    n = len(p)
+    half = (p[-1] - p[-2]) if n > 1 else den  # twice the half interval (1/12 s is den units)
+    last = 2 * p[-1] + half  # twice the end time
+    k = np.arange(last // (2 * den) + 1, dtype=np.int64)
+    if max_s is not None:
+        k = k[k < max_s * FPS]
+    t = k * den  # grid times
+    j = np.searchsorted(p, t, side="left")  # first frame at or after t
+    prev = np.clip(j - 1, 0, n - 1)
+    nxt = np.clip(j, 0, n - 1)
+    earlier = (j > 0) & ((j == n) | (t - p[prev] <= p[nxt] - t))
+    return np.where(earlier, prev, nxt)
+
+
 def decode_real(path: pathlib.Path, max_s: float = 15.0) -> dict:
-    """Gray frames at 12 fps and 80x60 (ffmpeg fps filter and area scale: close to, not exactly,
-    the daemon's grid) and the frame-mean envelope of the first audio channel."""
+    """A real clip as the daemon sees it: the 12-fps grid filled from the decoded frames'
+    timestamps (src/sources/grid.rs: nearest frame, ties the earlier), each frame's luma plane as
+    stored (ffmpeg `extractplanes=y`, as src/sources/ffmpeg.rs: no range expansion), box-filtered
+    to the model size and gray-diffed as src/preprocess.rs; and the frame-mean envelope of the
+    first audio channel. Only the first `max_s` seconds."""
     import fakescenes as fs
-    vid = subprocess.run(["ffmpeg", "-v", "error", "-t", str(max_s), "-i", str(path), "-vf",
-                          f"fps={FPS},scale={IN_W}:{IN_H}:flags=area,format=gray", "-f", "rawvideo",
-                          "-"], capture_output=True, check=True).stdout
-    frames = np.frombuffer(vid, np.uint8).reshape(-1, IN_H, IN_W)
+    vid = subprocess.run(["ffmpeg", "-nostdin", "-v", "info", "-t", str(max_s), "-i", str(path),
+                          "-map", "0:v:0", "-fps_mode", "passthrough",
+                          "-vf", "showinfo,extractplanes=y,format=gray",
+                          "-f", "rawvideo", "-"], capture_output=True, check=True)
+    stderr = vid.stderr.decode(errors="replace")
+    info = [m.groups() for m in SHOWINFO.finditer(stderr)]
+    base = TIME_BASE.search(stderr)
+    if not info or not base:
+        raise ValueError(f"{path}: ffmpeg decoded no video frames")
+    w, h = int(info[0][1]), int(info[0][2])
+    frames = np.frombuffer(vid.stdout, np.uint8)
+    if frames.size != len(info) * w * h:
+        raise ValueError(f"{path}: {frames.size} bytes of pixels for {len(info)} frames of {w}x{h}")
+    frames = frames.reshape(len(info), h, w)
+    pts = np.array([int(i[0]) for i in info], np.int64)
+    keep = np.concatenate([[True], np.diff(pts) > 0])  # as the daemon: a frame not after the last is dropped
+    frames, pts = frames[keep], pts[keep]
+    idx = grid_by_pts(pts, int(base.group(1)), int(base.group(2)), max_s)
+    grid = np.concatenate([box_resize(frames[idx[i:i + 32]]) for i in range(0, len(idx), 32)])
     aud = subprocess.run(["ffmpeg", "-v", "error", "-t", str(max_s), "-i", str(path), "-af",
                           "pan=mono|c0=c0", "-ar", str(fs.RATE), "-f", "f32le", "-"],
                          capture_output=True, check=True).stdout
     a = np.frombuffer(aud, np.float32)
-    env = np.asarray(fs.envelopes(a, len(frames))["frame-mean"], np.float32) if len(a) else np.zeros(len(frames), np.float32)
+    env = np.asarray(fs.envelopes(a, len(grid))["frame-mean"], np.float32) if len(a) else np.zeros(len(grid), np.float32)
     floor = 0.25 * float(env.max(initial=0))
-    return {"x": gray_diff(frames), "env": env, "impacts": [], "name": path.stem,
+    return {"x": gray_diff(grid), "env": env, "impacts": [], "name": path.stem,
             "scale_floor": floor}
+
