@@ -189,15 +189,87 @@ def load_real(paths: list[pathlib.Path], negative: bool) -> list[dict]:
     for p in paths:
         try:
             s = tr.decode_real(p)
-        except subprocess.CalledProcessError as e:
-            log(f"{p.name}: skipped, ffmpeg failed: {e.stderr[-200:]!r}")
+        except (subprocess.CalledProcessError, ValueError) as e:
+            why = e.stderr[-200:] if isinstance(e, subprocess.CalledProcessError) else str(e)
+            log(f"{p.name}: skipped, ffmpeg failed: {why!r}")
             continue
+        s["path"] = p
         if len(s["x"]) < tr.T:
             continue
         if negative:
             s["env"] = np.zeros_like(s["env"])  # nothing visible is hit: predict nothing
         out.append(s)
     return out
+
+
+PROBE_SIDECAR = f"""# A probe, not a model: it reports the mean |gray-diff| of each frame the daemon feeds it
+# (train.ProbeEncoder), so make_model.py can compare the daemon's input with train.decode_real.
+[model]
+name = "probe"
+version = "1"
+form = "streaming"
+frames = {tr.T}
+fps = {tr.FPS}
+lookahead_frames = 0
+envelope_mode = "frame-mean"
+description = "make_model.py decoding check"
+
+[input]
+name = "frame"
+layout = "NCTHW"
+width = {{w}}
+height = {{h}}
+colour = "gray-diff"
+scale = 255.0
+mean = [0.0]
+std = [{tr.DIFF_STD}]
+
+[output]
+envelope = "envelope"
+
+[encoder]
+file = "probe-encoder.onnx"
+output = "features"
+features = 1
+head_input = "features"
+"""
+
+# The largest |difference| in mean |gray-diff| per frame that `decoding_check` accepts: the
+# daemon's box filter (fast_image_resize) and train.box_resize round differently where the
+# scale factor is not an integer; a frame picked from the wrong time, or luma in another
+# range, differs by far more (README.md, "Real clips decoded as the daemon decodes them").
+DECODING_TOLERANCE = 2e-3
+
+
+def decoding_check(impactd, reals: list[dict], work: pathlib.Path) -> float:
+    """Replays every real clip training reads through the daemon with a probe model and compares
+    what the daemon feeds a model, frame by frame, with what train.decode_real made of the clip
+    (the mean |gray-diff| of each 12-fps frame; the daemon's predicted column shows it with 6
+    decimals). Exits naming the clip and frame where they differ by more than
+    DECODING_TOLERANCE: training on frames the daemon would not show is a silent train/serve
+    mismatch. Returns the largest difference."""
+    d = work / "decoding-check"
+    d.mkdir(exist_ok=True)
+    tr.export_probe(d)
+    (d / "probe.toml").write_text(PROBE_SIDECAR.format(w=tr.IN_W, h=tr.IN_H))
+    worst = 0.0
+    for s in reals:
+        csv_path = d / f"{s['name']}.csv"
+        sh([impactd, "replay", "--model", d / "probe.onnx", s["path"], "--envelopes", csv_path,
+            "--events", os.devnull], env=dict(os.environ, RUST_LOG="error"))
+        daemon = np.loadtxt(csv_path, delimiter=",", skiprows=1, ndmin=2)[:, 2]
+        ours = tr.mean_abs_diff(s["x"])
+        if len(daemon) < len(ours):
+            sys.exit(f"decoding check: {s['path']}: the daemon made {len(daemon)} 12-fps frames, "
+                     f"train.decode_real {len(ours)}")
+        diff = np.abs(daemon[: len(ours)] - ours)
+        k = int(diff.argmax())
+        if diff[k] > DECODING_TOLERANCE:
+            sys.exit(f"decoding check: {s['path']}: frame {k}: the daemon feeds a mean |gray-diff| "
+                     f"of {daemon[k]:.6f}, train.decode_real {ours[k]:.6f} (tolerance "
+                     f"{DECODING_TOLERANCE}): training would not see what the daemon sees")
+        worst = max(worst, float(diff[k]))
+    return worst
 
 
 # ------------------------------------------------------------------------------------------
@@ -688,6 +760,11 @@ def main(argv=None) -> int:
     # (augmented on the fly: mirrored, contrast; train.batch_windows)
     mix = list(train_scenes)
     reals = real_neg + real_pos
+    if reals:
+        worst = decoding_check(impactd, reals, work)
+        log(f"decoding check: on the {len(reals)} real clips, train.decode_real feeds the network "
+            f"what the daemon feeds a model (largest difference in a frame's mean |gray-diff|: "
+            f"{worst:.1e})")
     if reals:
         share = a.real_share / (1 - a.real_share)
         mix += reals * max(1, round(share * len(train_scenes) / len(reals)))

@@ -840,3 +840,34 @@ def decode_real(path: pathlib.Path, max_s: float = 15.0) -> dict:
     return {"x": gray_diff(grid), "env": env, "impacts": [], "name": path.stem,
             "scale_floor": floor}
 
+
+class ProbeEncoder(nn.Module):
+    """A model that only reports what it is fed: one feature per frame, the mean |gray-diff| (in
+    luma / 255). With `ProbeHead` it lets the daemon show, through `impactd replay
+    --envelopes`, the frames it feeds a model, to compare with what training reads
+    (make_model.py, `decoding_check`)."""
+
+    def forward(self, x):
+        return (x.abs() * DIFF_STD).mean(dim=(2, 3))  # [1, 1, H, W] -> [1, 1]
+
+
+class ProbeHead(nn.Module):
+    def forward(self, f):
+        return f[:, :, 0] * 1.0  # [1, T, 1] -> [1, T]: each frame's value as its envelope
+
+
+def export_probe(out_dir: pathlib.Path) -> pathlib.Path:
+    """probe-encoder.onnx and probe.onnx (the head) in `out_dir`; returns the head's path (the
+    sidecar is make_model.py's)."""
+    kw = dict(opset_version=17, dynamo=False)
+    torch.onnx.export(ProbeEncoder(), (torch.zeros(1, 1, IN_H, IN_W),),
+                      str(out_dir / "probe-encoder.onnx"), input_names=["frame"],
+                      output_names=["features"], **kw)
+    torch.onnx.export(ProbeHead(), (torch.zeros(1, T, 1),), str(out_dir / "probe.onnx"),
+                      input_names=["features"], output_names=["envelope"], **kw)
+    return out_dir / "probe.onnx"
+
+
+def mean_abs_diff(x: np.ndarray) -> np.ndarray:
+    """Per frame, what `ProbeEncoder` computes from training data (`gray_diff` output)."""
+    return (np.abs(x.astype(np.float32)) * DIFF_STD).mean(axis=(1, 2))
