@@ -194,6 +194,7 @@ def load_real(paths: list[pathlib.Path], negative: bool) -> list[dict]:
             log(f"{p.name}: skipped, ffmpeg failed: {why!r}")
             continue
         s["path"] = p
+        s["heard"] = s["env"]  # the clip's own sound, for decoding_check (negatives train on 0)
         if len(s["x"]) < tr.T:
             continue
         if negative:
@@ -239,15 +240,20 @@ head_input = "features"
 # scale factor is not an integer; a frame picked from the wrong time, or luma in another
 # range, differs by far more (README.md, "Real clips decoded as the daemon decodes them").
 DECODING_TOLERANCE = 2e-3
+# The most the real clips' audio envelope may differ from the daemon's observed_raw, as a share
+# of the clip's peak: training resamples to 44.1 kHz where the daemon keeps the clip's rate
+# (measured: at most 0.2 %).
+AUDIO_TOLERANCE = 0.01
 
 
 def decoding_check(impactd, reals: list[dict], work: pathlib.Path) -> float:
     """Replays every real clip training reads through the daemon with a probe model and compares
     what the daemon feeds a model, frame by frame, with what train.decode_real made of the clip
     (the mean |gray-diff| of each 12-fps frame; the daemon's predicted column shows it with 6
-    decimals). Exits naming the clip and frame where they differ by more than
-    DECODING_TOLERANCE: training on frames the daemon would not show is a silent train/serve
-    mismatch. Returns the largest difference."""
+    decimals), and the clip's audio envelope with the daemon's observed_raw. Exits naming the
+    clip (and frame) where they differ by more than DECODING_TOLERANCE (AUDIO_TOLERANCE):
+    training on frames or sound the daemon would not see is a silent train/serve mismatch.
+    Returns the largest frame difference."""
     d = work / "decoding-check"
     d.mkdir(exist_ok=True)
     tr.export_probe(d)
@@ -269,6 +275,14 @@ def decoding_check(impactd, reals: list[dict], work: pathlib.Path) -> float:
                      f"of {daemon[k]:.6f}, train.decode_real {ours[k]:.6f} (tolerance "
                      f"{DECODING_TOLERANCE}): training would not see what the daemon sees")
         worst = max(worst, float(diff[k]))
+        # and the audio: the clip's frame-mean envelope against the daemon's observed_raw
+        raw = np.loadtxt(csv_path, delimiter=",", skiprows=1, ndmin=2)[: len(ours), 4]
+        heard = s["heard"][: len(raw)]
+        off = float(np.abs(heard - raw).max()) / max(float(raw.max()), 1e-9)
+        if off > AUDIO_TOLERANCE:
+            sys.exit(f"decoding check: {s['path']}: the audio envelope train.decode_real makes "
+                     f"differs from the daemon's observed_raw by {off:.1%} of its peak "
+                     f"(tolerance {AUDIO_TOLERANCE:.0%})")
     return worst
 
 
