@@ -11,7 +11,10 @@ From the repository root, with the pinned requirements in a venv (models/train/R
    set of >= 500 scenes at mixed camera rates (12, 15, 25, 30 fps), separate seeds;
 3. reads ../shared/data/real-pool (when present): clips without visible impacts are split into
    training hard negatives and a validation half never trained on; clips with visible impacts
-   whose subjects are not in eval/real-clips.toml train on their own audio's envelope;
+   whose subjects are not in eval/real-clips.toml train on their own audio's envelope; every
+   real clip is read as the daemon reads it (train.decode_real), and a probe model replayed
+   through impactd checks that, frame by frame, on those clips and on five synthetic scenes
+   (`decoding_check`: the run stops naming the clip and frame where they differ);
 4. trains on CPU (--threads, 2) for --steps (the learning rate follows the steps, not the clock, and
    the initial weights and every draw are seeded: a rerun gives the same weights); with
    --members N (1), N networks instead, seeds --seed .. --seed + N - 1, each in its own process
