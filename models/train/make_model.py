@@ -193,8 +193,9 @@ def load_real(paths: list[pathlib.Path], negative: bool) -> list[dict]:
         try:
             s = tr.decode_real(p)
         except (subprocess.CalledProcessError, ValueError) as e:
-            why = e.stderr[-200:] if isinstance(e, subprocess.CalledProcessError) else str(e)
-            log(f"{p.name}: skipped, ffmpeg failed: {why!r}")
+            why = (f"ffmpeg failed: {e.stderr[-200:]!r}" if isinstance(e, subprocess.CalledProcessError)
+                   else str(e))
+            log(f"{p.name}: skipped, {why}")
             continue
         s["path"] = p
         s["heard"] = s["env"]  # the clip's own sound, for decoding_check (negatives train on 0)
