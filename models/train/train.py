@@ -54,13 +54,14 @@ MIN_PEAK = 0.8  # each visible impact's target peak is raised to at least this
 # Data
 # ------------------------------------------------------------------------------------------
 
-def read_y4m_luma(path: pathlib.Path) -> tuple[np.ndarray, float]:
-    """All frames' Y planes [N, H, W] uint8 and the frame rate."""
+def read_y4m_luma(path: pathlib.Path) -> tuple[np.ndarray, tuple[int, int]]:
+    """All frames' Y planes [N, H, W] uint8 and the frame rate as the header's fraction
+    (numerator, denominator)."""
     raw = path.read_bytes()
     nl = raw.index(b"\n")
     header = raw[:nl].decode().split()
     w = h = 0
-    fps = 0.0
+    fps = (0, 1)
     chroma = "420"
     for tok in header[1:]:
         if tok[0] == "W":
@@ -69,7 +70,7 @@ def read_y4m_luma(path: pathlib.Path) -> tuple[np.ndarray, float]:
             h = int(tok[1:])
         elif tok[0] == "F":
             a, b = tok[1:].split(":")
-            fps = int(a) / int(b)
+            fps = (int(a), int(b))
         elif tok[0] == "C":
             chroma = tok[1:]
     if chroma.startswith("mono"):
@@ -88,13 +89,6 @@ def read_y4m_luma(path: pathlib.Path) -> tuple[np.ndarray, float]:
         frames.append(np.frombuffer(raw, np.uint8, w * h, pos).reshape(h, w))
         pos += w * h + csize
     return np.stack(frames), fps
-
-
-def grid_pick(n_frames: int, fps: float, duration: float) -> np.ndarray:
-    """Indices of the source frames nearest to each 12-fps grid time (ties: the earlier)."""
-    k = np.arange(int(math.floor(duration * FPS + 1e-9)))
-    src = np.floor(k / FPS * fps + 0.5 - 1e-9).astype(int)
-    return np.clip(src, 0, n_frames - 1)
 
 
 def set_input_size(size: str) -> None:
@@ -164,11 +158,9 @@ def load_scene(json_path: pathlib.Path) -> dict:
     (impacts stem, frame-mean) and the visible impacts."""
     label = json.loads(json_path.read_text())
     y4m = json_path.with_suffix(".y4m")
-    luma, fps = read_y4m_luma(y4m)
-    fps = label.get("fps", fps) or fps
-    duration = label.get("duration_s", len(luma) / fps)
-    idx = grid_pick(len(luma), fps, duration)
-    small = box_resize(luma[idx])
+    luma, (a, b) = read_y4m_luma(y4m)
+    # frame i of a Y4M stream at a/b fps is at i * b / a s, as the daemon's Y4M reader times it
+    small = box_resize(luma[grid_by_pts(np.arange(len(luma)), b, a)])
     env = np.asarray(label["envelope"]["impacts"]["frame-mean"], np.float32)
     n = min(len(small), len(env))
     return {"x": gray_diff(small[:n]), "env": np.maximum(env[:n], 0), "impacts": visible_frames(label),
