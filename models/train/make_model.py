@@ -268,7 +268,8 @@ def decoding_check(impactd, reals: list[dict], work: pathlib.Path) -> float:
         audio = ["--audio", s["audio"]] if "audio" in s else []
         sh([impactd, "replay", "--model", d / "probe.onnx", s["path"], *audio, "--envelopes",
             csv_path, "--events", os.devnull], env=dict(os.environ, RUST_LOG="error"))
-        daemon = np.loadtxt(csv_path, delimiter=",", skiprows=1, ndmin=2)[:, 2]
+        rows = np.loadtxt(csv_path, delimiter=",", skiprows=1, ndmin=2)
+        daemon = rows[:, 2]  # predicted: the probe's value of each frame the daemon fed it
         ours = tr.mean_abs_diff(s["x"])
         if len(daemon) < len(ours):
             sys.exit(f"decoding check: {s['path']}: the daemon made {len(daemon)} 12-fps frames, "
@@ -283,7 +284,7 @@ def decoding_check(impactd, reals: list[dict], work: pathlib.Path) -> float:
         if "heard" not in s:
             continue  # a synthetic scene: its target is the label's clean impacts stem
         # and the audio: the clip's frame-mean envelope against the daemon's observed_raw
-        raw = np.loadtxt(csv_path, delimiter=",", skiprows=1, ndmin=2)[: len(ours), 4]
+        raw = rows[: len(ours), 4]
         heard = s["heard"][: len(raw)]
         off = float(np.abs(heard - raw).max()) / max(float(raw.max()), 1e-9)
         if off > AUDIO_TOLERANCE:
