@@ -495,7 +495,7 @@ def train_members(a, impactd: pathlib.Path, data: pathlib.Path) -> list[pathlib.
         args = ["--seed", a.seed + i, "--steps", a.steps, "--train-count", a.train_count,
                 "--generator", a.generator, "--qat-steps", 0,
                 "--lookahead", a.lookahead, "--width", a.width, "--input", a.input, "--lr", a.lr,
-                "--real-share", a.real_share, "--threads", 1, "--members", 1] + (["--no-real"] if a.no_real else [])
+                "--real-share", a.real_share, "--crop", a.crop, "--threads", 1, "--members", 1] + (["--no-real"] if a.no_real else [])
         cmds.append([str(x) for x in args])
     pending, running = list(range(len(dirs))), {}
     while pending or running:
@@ -664,6 +664,10 @@ def main(argv=None) -> int:
     ap.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (cosine schedule)")
     ap.add_argument("--real-share", type=float, default=0.25,
                     help="share of training samples drawn from real-pool clips")
+    ap.add_argument("--crop", type=float, default=0.0,
+                    help="augmentation: train on a random crop of each scene and real clip, 1 - "
+                         "CROP .. 1 of each side, scaled back to the input size (train.random_crop; "
+                         "0: off, the shipped model; models/train/README.md, \"Random crops\")")
     ap.add_argument("--class-scenes", type=int, default=1000,
                     help="test scenes replayed for the class accuracy (at most)")
     ap.add_argument("--no-real", action="store_true", help="skip ../shared/data (a quick check)")
@@ -797,7 +801,7 @@ def main(argv=None) -> int:
     torch.manual_seed(a.seed)  # the initial weights too: a rerun gives the same network
     net = tr.ImpactNet(lookahead=a.lookahead, width=a.width)
     log(f"network: encoder {tr.params(net.encoder)} parameters, head {tr.params(net.head)}, "
-        f"lookahead {a.lookahead}, width {a.width}")
+        f"lookahead {a.lookahead}, width {a.width}, crop {a.crop:g}")
     if a.reuse_weights:
         net.load_state_dict(torch.load(work / f"{NAME}.pt"))
     elif a.float_model:
@@ -837,10 +841,10 @@ def main(argv=None) -> int:
                                      f"not --{k} {getattr(a, k)}")
             log(f"continuing from {a.init_weights} ({prior['steps']} steps)")
         info = tr.train(net, mix, val_scenes, a.steps, seed=a.seed + prior["steps"], log=log,
-                        poll=poll, lr=a.lr)
+                        poll=poll, lr=a.lr, crop=a.crop)
         info = {"steps": info["steps"] + prior["steps"],
                 "minutes": info["minutes"] + prior["minutes"], "lookahead": a.lookahead,
-                "width": a.width, "input": a.input}
+                "width": a.width, "input": a.input, "crop": a.crop}
         (work / "train-info.json").write_text(json.dumps(info))
     log(f"trained {info['steps']} steps in {info['minutes']:.1f} min; validation: "
         f"{tr.validate(net, val_scenes)}")
@@ -851,7 +855,7 @@ def main(argv=None) -> int:
         # fine-tuning with int8 rounding in the forward pass; the float model shipped beside the
         # int8 one is this fine-tuned network, so the two are compared like for like
         qinfo = tr.qat_finetune(net, mix, val_scenes, a.qat_steps, seed=a.seed + 1_000_003,
-                                lr=a.qat_lr, log=log, fold=a.fold_activations)
+                                lr=a.qat_lr, log=log, fold=a.fold_activations, crop=a.crop)
         info = dict(info, qat_steps=qinfo["steps"], qat_minutes=qinfo["minutes"], qat_lr=a.qat_lr)
         log(f"fine-tuned {qinfo['steps']} steps in {qinfo['minutes']:.1f} min; validation: "
             f"{tr.validate(net, val_scenes)}")

@@ -371,8 +371,22 @@ def params(m: nn.Module) -> int:
 # Training
 # ------------------------------------------------------------------------------------------
 
-def batch_windows(rng, scenes: list[dict], per_scene: int = 3, augment: bool = False):
-    """Frames of the chosen scenes and, per window, (scene slot, start, pad, target, classes)."""
+def random_crop(rng, x: np.ndarray, crop: float) -> np.ndarray:
+    """One scene's frames [n, h, w], cropped to a random 1 - crop .. 1 of each side (one
+    region for all frames) and scaled back to h x w, bilinear. Gray-diff frames can be cropped
+    as they are: cropping and scaling are linear, so they commute with the frame difference."""
+    h, w = x.shape[1], x.shape[2]
+    f = rng.uniform(1 - crop, 1)
+    ch, cw = max(2, round(h * f)), max(2, round(w * f))
+    y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+    part = torch.from_numpy(np.ascontiguousarray(x[:, None, y0:y0 + ch, x0:x0 + cw]))
+    return F.interpolate(part, size=(h, w), mode="bilinear", align_corners=False)[:, 0].numpy()
+
+
+def batch_windows(rng, scenes: list[dict], per_scene: int = 3, augment: bool = False,
+                  crop: float = 0.0):
+    """Frames of the chosen scenes and, per window, (scene slot, start, pad, target, classes).
+    `crop` (with `augment`): zoom each scene in by a random crop (random_crop)."""
     xs, wins = [], []
     for slot, s in enumerate(scenes):
         n = len(s["x"])
@@ -383,6 +397,10 @@ def batch_windows(rng, scenes: list[dict], per_scene: int = 3, augment: bool = F
             if rng.random() < 0.5:
                 x = x[:, :, ::-1]
             x = x * np.float32(math.exp(rng.uniform(-0.5, 0.4)))
+            if crop > 0:
+                # the network memorises the few real clips it trains on (models/train/README.md,
+                # "Random crops"): a new framing of each clip at each draw
+                x = random_crop(rng, x, crop)
         xs.append(torch.from_numpy(np.ascontiguousarray(x)))
         for w in range(per_scene):
             if w == 0 and rng.random() < 0.5:
@@ -436,7 +454,7 @@ WARMUP_STEPS = 500
 
 def train(net: ImpactNet, train_scenes: list[dict], val_scenes: list[dict], steps: int,
           seed: int = 0, scenes_per_step: int = 6, lr: float = 3e-3, log=print,
-          poll=lambda: None) -> dict:
+          poll=lambda: None, crop: float = 0.0) -> dict:
     """Trains for `steps` optimiser steps; `poll` is called every 20 steps (the caller's
     background work). The learning rate follows the step count, not the clock (a linear warm-up
     over WARMUP_STEPS, then a cosine down to 5 %), and every random draw comes from `seed`: the
@@ -458,7 +476,7 @@ def train(net: ImpactNet, train_scenes: list[dict], val_scenes: list[dict], step
         for g in opt.param_groups:
             g["lr"] = lr * warm * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
         idx = rng.choice(len(train_scenes), scenes_per_step, replace=False)
-        xs, wins = batch_windows(rng, [train_scenes[i] for i in idx], augment=True)
+        xs, wins = batch_windows(rng, [train_scenes[i] for i in idx], augment=True, crop=crop)
         net.train()
         env, logits = run_windows(net, xs, wins)
         loss, le, lc = loss_of(env, logits, wins, lookahead=net.head.lookahead)
@@ -592,7 +610,7 @@ def disable_qat(net: ImpactNet, handles: list) -> None:
 
 
 def qat_finetune(net: ImpactNet, train_scenes: list[dict], val_scenes: list[dict], steps: int,
-                 seed: int, lr: float, log=print, fold: bool = False) -> dict:
+                 seed: int, lr: float, log=print, fold: bool = False, crop: float = 0.0) -> dict:
     """Fine-tunes the trained float network for `steps` with int8 rounding in its forward pass,
     so that the int8 model quantise() makes from it loses less against it. The result is again
     a float network (the int8 model is made from it as from any other), with the same seeded
@@ -600,7 +618,7 @@ def qat_finetune(net: ImpactNet, train_scenes: list[dict], val_scenes: list[dict
     handles = enable_qat(net, fold)
     try:
         log(f"quantisation-aware fine-tuning: {steps} steps at lr {lr:g}")
-        info = train(net, train_scenes, val_scenes, steps, seed=seed, lr=lr, log=log)
+        info = train(net, train_scenes, val_scenes, steps, seed=seed, lr=lr, log=log, crop=crop)
     finally:
         disable_qat(net, handles)
     return info
