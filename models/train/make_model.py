@@ -495,7 +495,9 @@ def train_members(a, impactd: pathlib.Path, data: pathlib.Path) -> list[pathlib.
         args = ["--seed", a.seed + i, "--steps", a.steps, "--train-count", a.train_count,
                 "--generator", a.generator, "--qat-steps", 0,
                 "--lookahead", a.lookahead, "--width", a.width, "--input", a.input, "--lr", a.lr,
-                "--real-share", a.real_share, "--crop", a.crop, "--threads", 1, "--members", 1] + (["--no-real"] if a.no_real else [])
+                "--real-share", a.real_share, "--threads", 1, "--members", 1] + (["--no-real"] if a.no_real else [])
+        # only when on: a member folder made before --crop existed still matches its arguments
+        args += ["--crop", a.crop] if a.crop else []
         cmds.append([str(x) for x in args])
     pending, running = list(range(len(dirs))), {}
     while pending or running:
