@@ -693,6 +693,9 @@ def main(argv=None) -> int:
         a.qat_steps, a.class_tau = 0, 0.0
         info = float_pair["info"]
         a.lookahead, a.width, a.input = info["lookahead"], info["width"], info["input"]
+    if not 0 <= a.crop < 1:
+        raise SystemExit(f"--crop {a.crop:g}: the share of each side a crop may cut, from 0 (off) "
+                         "up to but not including 1")
     a.jobs = a.jobs or a.members
     if a.members < 1 or a.jobs < 1:
         raise SystemExit("--members and --jobs are at least 1")
