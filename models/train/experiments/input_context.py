@@ -42,8 +42,8 @@ import train as tr  # noqa: E402
 
 def prepare(path: pathlib.Path, cache: pathlib.Path) -> None:
     """One rendered scene -> CACHE/NAME.npz: `grid` (the 12-fps grid's frames, 80x60 uint8, as
-    train.load_scene makes them), `before` (the camera frame before each grid frame, the grid
-    frame itself at 12 fps or for the first frame), the target envelope and the impacts."""
+    train.load_scene makes them), `before` (the camera frame before each grid frame: at 12 fps
+    the previous grid frame, for the first frame itself), the target envelope and the impacts."""
     label = json.loads(path.read_text())
     luma, (a, b) = tr.read_y4m_luma(path.with_suffix(".y4m"))
     g = tr.grid_by_pts(np.arange(len(luma)), b, a)
