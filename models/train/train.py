@@ -389,7 +389,6 @@ def batch_windows(rng, scenes: list[dict], per_scene: int = 3, augment: bool = F
     `crop` (with `augment`): zoom each scene in by a random crop (random_crop)."""
     xs, wins = [], []
     for slot, s in enumerate(scenes):
-        n = len(s["x"])
         x = s["x"].astype(np.float32)
         if augment:
             # mirror images, and contrast / exposure from dim to harsh: real cameras differ
@@ -402,16 +401,25 @@ def batch_windows(rng, scenes: list[dict], per_scene: int = 3, augment: bool = F
                 # "Random crops"): a new framing of each clip at each draw
                 x = random_crop(rng, x, crop)
         xs.append(torch.from_numpy(np.ascontiguousarray(x)))
-        for w in range(per_scene):
-            if w == 0 and rng.random() < 0.5:
-                pad = int(rng.integers(1, T - 8))
-                start = 0
-            else:
-                pad = 0
-                start = int(rng.integers(0, max(1, n - T + 1)))
-            tgt, cls = window_target(s["env"], s["impacts"], start, pad, s.get("scale_floor", 0.0))
-            wins.append((slot, start, pad, tgt, cls))
+        wins += scene_windows(rng, s, slot, per_scene)
     return xs, wins
+
+
+def scene_windows(rng, s: dict, slot: int, per_scene: int) -> list[tuple]:
+    """`per_scene` windows of one scene, (slot, start, pad, target, classes): the first one
+    half the time at the scene's start behind 1 .. T - 9 padded frames (a stream's first
+    seconds), the others anywhere in it."""
+    n, wins = len(s["x"]), []
+    for w in range(per_scene):
+        if w == 0 and rng.random() < 0.5:
+            pad = int(rng.integers(1, T - 8))
+            start = 0
+        else:
+            pad = 0
+            start = int(rng.integers(0, max(1, n - T + 1)))
+        tgt, cls = window_target(s["env"], s["impacts"], start, pad, s.get("scale_floor", 0.0))
+        wins.append((slot, start, pad, tgt, cls))
+    return wins
 
 
 def run_windows(net: ImpactNet, xs: list[torch.Tensor], wins):

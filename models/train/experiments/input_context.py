@@ -114,7 +114,6 @@ def main() -> int:
     def batch_windows(rng, batch, per_scene=3, augment=False, crop=0.0):
         xs, wins = [], []
         for slot, s in enumerate(batch):
-            n = len(s["x"])
             x = s["x"].astype(np.float32)
             if augment:
                 if rng.random() < 0.5:
@@ -124,13 +123,7 @@ def main() -> int:
                 if variant == "luma":
                     x[:, 1] += np.float32(rng.uniform(-0.5, 0.5))
             xs.append(torch.from_numpy(np.ascontiguousarray(x)))
-            for w in range(per_scene):
-                if w == 0 and rng.random() < 0.5:
-                    pad, start = int(rng.integers(1, tr.T - 8)), 0
-                else:
-                    pad, start = 0, int(rng.integers(0, max(1, n - tr.T + 1)))
-                tgt, cls = tr.window_target(s["env"], s["impacts"], start, pad)
-                wins.append((slot, start, pad, tgt, cls))
+            wins += tr.scene_windows(rng, s, slot, per_scene)
         return xs, wins
 
     def run_windows(net, xs, wins):
