@@ -823,12 +823,14 @@ def grid_by_pts(pts: np.ndarray, num: int, den: int, max_s: float | None = None)
     return np.where(earlier, prev, nxt)
 
 
-def decode_real(path: pathlib.Path, max_s: float = 15.0) -> dict:
+def decode_real(path: pathlib.Path, max_s: float = 15.0, before: bool = False) -> dict:
     """A real clip as the daemon sees it: the 12-fps grid filled from the decoded frames'
     timestamps (src/sources/grid.rs: nearest frame, ties the earlier), each frame's luma plane as
     stored (ffmpeg `extractplanes=y`, as src/sources/ffmpeg.rs: no range expansion), box-filtered
     to the model size and gray-diffed as src/preprocess.rs; and the frame-mean envelope of the
-    first audio channel. Only the first `max_s` seconds."""
+    first audio channel. Only the first `max_s` seconds. With `before`, also `half`: each grid
+    frame minus the decoded frame before it, / 255 / DIFF_STD (experiments/input_context.py's
+    `halfdiff` input; nothing the daemon makes)."""
     import fakescenes as fs
     vid = subprocess.run(["ffmpeg", "-nostdin", "-v", "info", "-t", str(max_s), "-i", str(path),
                           "-map", "0:v:0", "-fps_mode", "passthrough",
@@ -848,15 +850,21 @@ def decode_real(path: pathlib.Path, max_s: float = 15.0) -> dict:
     keep = np.concatenate([[True], np.diff(pts) > 0])  # as the daemon: a frame not after the last is dropped
     frames, pts = frames[keep], pts[keep]
     idx = grid_by_pts(pts, int(base.group(1)), int(base.group(2)), max_s)
-    grid = np.concatenate([box_resize(frames[idx[i:i + 32]]) for i in range(0, len(idx), 32)])
+    def resized(ix):
+        return np.concatenate([box_resize(frames[ix[i:i + 32]]) for i in range(0, len(ix), 32)])
+
+    grid = resized(idx)
     aud = subprocess.run(["ffmpeg", "-v", "error", "-t", str(max_s), "-i", str(path), "-af",
                           "pan=mono|c0=c0", "-ar", str(fs.RATE), "-f", "f32le", "-"],
                          capture_output=True, check=True).stdout
     a = np.frombuffer(aud, np.float32)
     env = np.asarray(fs.envelopes(a, len(grid))["frame-mean"], np.float32) if len(a) else np.zeros(len(grid), np.float32)
     floor = 0.25 * float(env.max(initial=0))
-    return {"x": gray_diff(grid), "env": env, "impacts": [], "name": path.stem,
-            "scale_floor": floor}
+    out = {"x": gray_diff(grid), "env": env, "impacts": [], "name": path.stem, "scale_floor": floor}
+    if before:
+        prev = resized(np.maximum(idx - 1, 0)).astype(np.float32)
+        out["half"] = ((grid.astype(np.float32) - prev) / 255 / DIFF_STD).astype(np.float16)
+    return out
 
 
 class ProbeEncoder(nn.Module):
