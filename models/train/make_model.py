@@ -498,6 +498,7 @@ def train_members(a, impactd: pathlib.Path, data: pathlib.Path) -> list[pathlib.
                 "--real-share", a.real_share, "--threads", 1, "--members", 1] + (["--no-real"] if a.no_real else [])
         # only when on: a member folder made before --crop existed still matches its arguments
         args += ["--crop", a.crop] if a.crop else []
+        args += ["--no-real-positives"] if a.no_real_positives else []
         cmds.append([str(x) for x in args])
     pending, running = list(range(len(dirs))), {}
     while pending or running:
@@ -673,6 +674,10 @@ def main(argv=None) -> int:
     ap.add_argument("--class-scenes", type=int, default=1000,
                     help="test scenes replayed for the class accuracy (at most)")
     ap.add_argument("--no-real", action="store_true", help="skip ../shared/data (a quick check)")
+    ap.add_argument("--no-real-positives", action="store_true",
+                    help="train on the real-pool clips without impacts only (hard negatives), not "
+                         "on the 13 with impacts (models/train/README.md, \"Real clips in "
+                         "training\")")
     ap.add_argument("--neg-fold", type=int, default=0, choices=(0, 1, 2),
                     help="which third of the real-pool clips without impacts is held out (0: the "
                          "shipped split, eval/pool-holdout.toml's; 1 or 2 cross-validate the "
@@ -771,6 +776,8 @@ def main(argv=None) -> int:
     train_scenes = [train_scenes[i] for i in order[n_val:]]
     calib_scenes = load_dir(data / "calib")
     roles = real_pool(a.neg_fold) if not a.no_real else {"train_neg": [], "val_neg": [], "train_pos": []}
+    if a.no_real_positives:
+        roles["train_pos"] = []
     real_neg = load_real(roles["train_neg"], negative=True) if not light else []
     real_pos = load_real(roles["train_pos"], negative=False) if not light else []
     if a.float_model:
