@@ -850,6 +850,7 @@ def decode_real(path: pathlib.Path, max_s: float = 15.0, before: bool = False) -
     keep = np.concatenate([[True], np.diff(pts) > 0])  # as the daemon: a frame not after the last is dropped
     frames, pts = frames[keep], pts[keep]
     idx = grid_by_pts(pts, int(base.group(1)), int(base.group(2)), max_s)
+
     def resized(ix):
         return np.concatenate([box_resize(frames[ix[i:i + 32]]) for i in range(0, len(ix), 32)])
 
