@@ -144,6 +144,12 @@ def gray_diff(frames: np.ndarray) -> np.ndarray:
     return (d / DIFF_STD).astype(np.float16)
 
 
+def half_diff(grid: np.ndarray, before: np.ndarray) -> np.ndarray:
+    """uint8 [N, h, w] grid frames and the camera frame before each -> float16 (grid - before)
+    / 255 / DIFF_STD: experiments/input_context.py's `halfdiff` channel (nothing the daemon makes)."""
+    return ((grid.astype(np.float32) - before.astype(np.float32)) / 255 / DIFF_STD).astype(np.float16)
+
+
 def visible_frames(label: dict) -> list[tuple[int, int]]:
     """(grid frame, class index) of each visible impact."""
     out = []
@@ -829,8 +835,7 @@ def decode_real(path: pathlib.Path, max_s: float = 15.0, before: bool = False) -
     stored (ffmpeg `extractplanes=y`, as src/sources/ffmpeg.rs: no range expansion), box-filtered
     to the model size and gray-diffed as src/preprocess.rs; and the frame-mean envelope of the
     first audio channel. Only the first `max_s` seconds. With `before`, also `half`: each grid
-    frame minus the decoded frame before it, / 255 / DIFF_STD (experiments/input_context.py's
-    `halfdiff` input; nothing the daemon makes)."""
+    frame minus the decoded frame before it (half_diff)."""
     import fakescenes as fs
     vid = subprocess.run(["ffmpeg", "-nostdin", "-v", "info", "-t", str(max_s), "-i", str(path),
                           "-map", "0:v:0", "-fps_mode", "passthrough",
@@ -863,8 +868,7 @@ def decode_real(path: pathlib.Path, max_s: float = 15.0, before: bool = False) -
     floor = 0.25 * float(env.max(initial=0))
     out = {"x": gray_diff(grid), "env": env, "impacts": [], "name": path.stem, "scale_floor": floor}
     if before:
-        prev = resized(np.maximum(idx - 1, 0)).astype(np.float32)
-        out["half"] = ((grid.astype(np.float32) - prev) / 255 / DIFF_STD).astype(np.float16)
+        out["half"] = half_diff(grid, resized(np.maximum(idx - 1, 0)))
     return out
 
 

@@ -68,8 +68,7 @@ def load(path: pathlib.Path, variant: str) -> dict:
     elif variant == "luma":
         x = np.stack([d, (small.astype(np.float32) / 255 - 0.5) / 0.25], 1)
     else:
-        half = (small.astype(np.float32) - z["before"].astype(np.float32)) / 255 / tr.DIFF_STD
-        x = np.stack([d, half], 1)
+        x = np.stack([d, tr.half_diff(small, z["before"]).astype(np.float32)], 1)
     return {"x": x.astype(np.float16), "env": z["env"],
             "impacts": [tuple(map(int, r)) for r in z["impacts"]], "name": path.stem}
 
