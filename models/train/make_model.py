@@ -499,6 +499,7 @@ def train_members(a, impactd: pathlib.Path, data: pathlib.Path) -> list[pathlib.
         # only when on: a member folder made before --crop existed still matches its arguments
         args += ["--crop", a.crop] if a.crop else []
         args += ["--no-real-positives"] if a.no_real_positives else []
+        args += ["--loud-negatives"] if a.loud_negatives else []
         cmds.append([str(x) for x in args])
     pending, running = list(range(len(dirs))), {}
     while pending or running:
@@ -680,6 +681,11 @@ def main(argv=None) -> int:
                     help="train on the real-pool clips without impacts only (hard negatives), not "
                          "on the 13 with impacts (models/train/README.md, \"Real clips in "
                          "training\")")
+    ap.add_argument("--loud-negatives", action="store_true",
+                    help="train on the real clips without impacts only in windows that hold an "
+                         "audio peak (train.loud_starts), where the detector could call a false "
+                         "impact; off by default (models/train/README.md, \"Negatives only where "
+                         "the audio is loud\")")
     ap.add_argument("--neg-fold", type=int, default=0, choices=(0, 1, 2),
                     help="which third of the real-pool clips without impacts is held out (0: the "
                          "shipped split, eval/pool-holdout.toml's; 1 or 2 cross-validate the "
@@ -781,6 +787,13 @@ def main(argv=None) -> int:
     if a.no_real_positives:
         roles["train_pos"] = []
     real_neg = load_real(roles["train_neg"], negative=True) if not light else []
+    if a.loud_negatives and real_neg:
+        for s in real_neg:
+            s["starts"] = tr.loud_starts(s["heard"])
+        quiet = [s["name"] for s in real_neg if not len(s["starts"])]
+        real_neg = [s for s in real_neg if len(s["starts"])]
+        log(f"--loud-negatives: {sum(len(s['starts']) for s in real_neg)} windows with an audio "
+            f"peak in {len(real_neg)} negatives; {len(quiet)} without one left out {quiet}")
     real_pos = load_real(roles["train_pos"], negative=False) if not light else []
     if a.float_model:
         # what today's pipeline trains on (the card's data section describes it)

@@ -414,10 +414,13 @@ def batch_windows(rng, scenes: list[dict], per_scene: int = 3, augment: bool = F
 def scene_windows(rng, s: dict, slot: int, per_scene: int) -> list[tuple]:
     """`per_scene` windows of one scene, (slot, start, pad, target, classes): the first one
     half the time at the scene's start behind 1 .. T - 9 padded frames (a stream's first
-    seconds), the others anywhere in it."""
+    seconds), the others anywhere in it. A scene with `starts` (loud_starts) draws its windows
+    from those starts only, unpadded."""
     n, wins = len(s["x"]), []
     for w in range(per_scene):
-        if w == 0 and rng.random() < 0.5:
+        if "starts" in s:
+            pad, start = 0, int(rng.choice(s["starts"]))
+        elif w == 0 and rng.random() < 0.5:
             pad = int(rng.integers(1, T - 8))
             start = 0
         else:
@@ -426,6 +429,40 @@ def scene_windows(rng, s: dict, slot: int, per_scene: int) -> list[tuple]:
         tgt, cls = window_target(s["env"], s["impacts"], start, pad, s.get("scale_floor", 0.0))
         wins.append((slot, start, pad, tgt, cls))
     return wins
+
+
+# The detector's defaults for an audio peak (src/detector.rs, DetectorConfig): louder than
+# -50 dBFS of the smoothed |signal|, and 1.5 times the median of the 12 frames before it.
+AUDIO_FLOOR = 10 ** (-50 / 20)
+AUDIO_RATIO = 1.5
+AUDIO_BACK = 12
+
+
+def audio_peaks(heard: np.ndarray) -> np.ndarray:
+    """The frames of a frame-mean envelope where the detector could see an audio peak: a local
+    maximum above AUDIO_FLOOR and AUDIO_RATIO times the median of the AUDIO_BACK frames before it
+    (the attack test is left out: the frame-mean grid cannot time a 20-ms rise)."""
+    out = []
+    for j in range(1, len(heard) - 1):
+        v = heard[j]
+        if v < AUDIO_FLOOR or v < heard[j - 1] or v < heard[j + 1]:
+            continue
+        back = heard[max(0, j - AUDIO_BACK):j]
+        if v >= AUDIO_RATIO * float(np.median(back)):
+            out.append(j)
+    return np.asarray(out, np.int64)
+
+
+def loud_starts(heard: np.ndarray) -> np.ndarray:
+    """Starts of the T-frame windows of a clip that hold an audio peak (audio_peaks) after their
+    first two frames: where the detector could call a false impact, if the network saw one.
+    Training negatives only there was meant to teach "this is no impact" where it matters
+    without "real footage is quiet"; over two paired runs it doubled the held-out false calls
+    and cost the real clips with hits (models/train/README.md, "Negatives only where the audio
+    is loud"), so make_model.py leaves it off by default."""
+    peaks = audio_peaks(heard)
+    n = len(heard) - T + 1
+    return np.asarray([s for s in range(max(0, n)) if ((peaks >= s + 2) & (peaks < s + T)).any()], np.int64)
 
 
 def run_windows(net: ImpactNet, xs: list[torch.Tensor], wins):
